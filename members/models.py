@@ -1,0 +1,305 @@
+"""Tenants (Business, Membership, Invitation), members and the visit ledger."""
+
+from __future__ import annotations
+
+import secrets
+import zoneinfo
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django_scopes import ScopedManager
+
+CHANNELS = ("push", "sms", "whatsapp", "email")
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a known IANA time zone (for example Europe/London).")
+
+
+class ProgramType(models.TextChoices):
+    STAMPS = "stamps", "Stamps"
+    POINTS = "points", "Points"
+    BOTH = "both", "Stamps and points"
+
+
+class Business(models.Model):
+    """The tenant. Every tenant-owned row carries ``business_id``."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code, e.g. MYR.")
+    country = models.CharField(
+        max_length=2, default="US", help_text="ISO 3166 country used to read local phone numbers."
+    )
+    program_type = models.CharField(max_length=10, choices=ProgramType.choices, default=ProgramType.STAMPS)
+    stamps_per_card = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(50)]
+    )
+    points_per_currency_unit = models.PositiveSmallIntegerField(
+        default=1, help_text="Points suggested per unit of currency spent."
+    )
+    frequency_cap_days = models.PositiveSmallIntegerField(
+        default=7,
+        validators=[MaxValueValidator(90)],
+        help_text="At most one campaign message per member within this many days (0: no cap).",
+    )
+    # Which channels are set up and their senders: {"sms": {"enabled": true, "sender": "+1…"}, …}
+    channel_settings = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "businesses"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def uses_stamps(self) -> bool:
+        return self.program_type in (ProgramType.STAMPS, ProgramType.BOTH)
+
+    @property
+    def uses_points(self) -> bool:
+        return self.program_type in (ProgramType.POINTS, ProgramType.BOTH)
+
+    def enabled_channels(self) -> list[str]:
+        return [c for c in CHANNELS if (self.channel_settings or {}).get(c, {}).get("enabled")]
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    MANAGER = "manager", "Manager"
+    STAFF = "staff", "Staff"
+
+
+class Membership(models.Model):
+    """A user's role in one business; a user may belong to several."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["business", "user"], name="membership_unique_user")]
+        indexes = [models.Index(fields=["user"], name="membership_user")]  # the middleware's lookup
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_role_display()} of {self.business}"
+
+
+class Invitation(models.Model):
+    """An owner's invitation for someone to join the business with a role."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        indexes = [models.Index(fields=["business", "email"], name="invitation_business_email")]
+
+
+def card_code_new() -> str:
+    # No 0/O or 1/I: staff type these from worn cards.
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+class MemberStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ERASED = "erased", "Erased"
+
+
+class Member(models.Model):
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="members")
+    first_name = models.CharField(max_length=80, blank=True)
+    last_name = models.CharField(max_length=80, blank=True)
+    phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +60123456789.")
+    email = models.EmailField(blank=True)
+    card_code = models.CharField(max_length=32, default=card_code_new)
+    joined_on = models.DateField()
+    birthday = models.DateField(null=True, blank=True)
+    timezone = models.CharField(
+        max_length=64, blank=True, validators=[validate_timezone], help_text="Blank: the business's."
+    )
+    status = models.CharField(max_length=10, choices=MemberStatus.choices, default=MemberStatus.ACTIVE)
+
+    stamps_balance = models.IntegerField(default=0)
+    points_balance = models.IntegerField(default=0)
+    badges = models.JSONField(default=list, blank=True)
+
+    # Current consent per channel, for set-based audience queries; ConsentEvent keeps the history.
+    consent_push = models.BooleanField(default=False)
+    consent_sms = models.BooleanField(default=False)
+    consent_whatsapp = models.BooleanField(default=False)
+    consent_email = models.BooleanField(default=False)
+
+    # Denormalised from the ledger by visits.visit_record, backdated visits included.
+    last_purchase_at = models.DateTimeField(null=True, blank=True)
+    last_visit_at = models.DateTimeField(null=True, blank=True)
+    purchase_count = models.PositiveIntegerField(default=0)
+    visit_count = models.PositiveIntegerField(default=0)
+    total_spent = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0"))
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["business", "card_code"], name="member_unique_card_code"),
+        ]
+        indexes = [
+            # The nightly audience: members of a business lapsed since a date, read index-only.
+            models.Index(
+                fields=["business", "last_purchase_at"],
+                include=["id", "purchase_count"],
+                name="member_business_lapsed",
+            ),
+            models.Index(fields=["business", "phone"], name="member_business_phone"),  # stamp lookup
+            models.Index(fields=["business", "email"], name="member_business_email"),  # sign-in
+            models.Index(fields=["business", "last_name", "first_name"], name="member_business_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        if self.status == MemberStatus.ERASED:
+            return f"Erased member #{self.pk}"
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.phone or self.email or self.card_code
+
+    @property
+    def tz_name(self) -> str:
+        return self.timezone or self.business.timezone
+
+    def stamps_on_card(self) -> int:
+        return self.stamps_balance % self.business.stamps_per_card if self.stamps_balance >= 0 else 0
+
+    @property
+    def full_cards(self) -> int:
+        return max(self.stamps_balance, 0) // self.business.stamps_per_card
+
+    def has_consent(self, channel: str) -> bool:
+        return bool(getattr(self, f"consent_{channel}"))
+
+
+class ConsentSource(models.TextChoices):
+    SIGNUP = "signup", "Sign-up form"
+    STAFF = "staff", "Recorded by staff"
+    MEMBER_APP = "member_app", "Member app"
+    IMPORT = "import", "Import"
+    SMS_KEYWORD = "sms_keyword", "SMS/WhatsApp keyword"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe link"
+    PROVIDER = "provider", "Provider error"
+    ERASURE = "erasure", "Erasure"
+    SUPPRESSION = "suppression", "Suppression list"
+
+
+class ConsentEvent(models.Model):
+    """Append-only history of consent given or withdrawn, per channel."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consent_events")
+    channel = models.CharField(max_length=10, choices=[(c, c) for c in CHANNELS])
+    granted = models.BooleanField()
+    source = models.CharField(max_length=20, choices=ConsentSource.choices)
+    occurred_at = models.DateTimeField()
+    note = models.CharField(max_length=200, blank=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        indexes = [models.Index(fields=["business", "member", "-occurred_at"], name="consent_member_recent")]
+
+
+class VisitKind(models.TextChoices):
+    PURCHASE = "purchase", "Purchase"
+    REDEMPTION = "redemption", "Redemption"
+    BALANCE_CHECK = "balance_check", "Balance check"
+    REFERRAL = "referral", "Referral"
+    BIRTHDAY_REWARD = "birthday_reward", "Birthday reward"
+    CAMPAIGN_REWARD = "campaign_reward", "Campaign reward"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class VisitSource(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    STAMP_PAGE = "stamp_page", "Stamp page"
+    API = "api", "API"
+    IMPORT = "import", "Import"
+    CAMPAIGN = "campaign", "Campaign"
+    SYSTEM = "system", "System"
+
+
+class Visit(models.Model):
+    """Append-only ledger of everything that happens on a card. Never updated, never deleted."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="visits")
+    kind = models.CharField(max_length=20, choices=VisitKind.choices)
+    stamps_delta = models.IntegerField(default=0)
+    points_delta = models.IntegerField(default=0)
+    amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    source = models.CharField(max_length=20, choices=VisitSource.choices)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [
+            # A point-of-sale retry with the same key never records a second visit.
+            models.UniqueConstraint(
+                fields=["business", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="visit_unique_idempotency_key",
+            ),
+        ]
+        indexes = [
+            # A member's history, newest first; attribution's "purchase after a send".
+            models.Index(fields=["business", "member", "-occurred_at"], name="visit_member_recent"),
+            models.Index(fields=["business", "-occurred_at"], name="visit_business_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.member_id} · {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class Suppression(models.Model):
+    """A hashed phone or email of an erased member: a re-import of it is not messaged."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    digest = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["business", "digest"], name="suppression_unique")]

@@ -1,0 +1,435 @@
+"""Every write on businesses, members and the visit ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import phonenumbers
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, DecimalField, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .models import (
+    CHANNELS,
+    Business,
+    ConsentEvent,
+    ConsentSource,
+    Invitation,
+    Member,
+    Membership,
+    MemberStatus,
+    Role,
+    Suppression,
+    Visit,
+    VisitKind,
+)
+
+User = get_user_model()
+
+
+class DuplicateIdempotencyKey(ValidationError):
+    """The key was already used for a different member or a different visit."""
+
+
+def phone_normalise(raw: str, *, region: str) -> str:
+    """Return ``raw`` as E.164, reading a local number in ``region``; raise ValidationError."""
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    try:
+        number = phonenumbers.parse(raw, region or None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError(f"“{raw}” is not a phone number.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(f"“{raw}” is not a valid phone number for {region or 'any region'}.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def suppression_digest(*, business: Business, value: str) -> str:
+    return hashlib.sha256(f"{business.pk}:{value.strip().lower()}".encode()).hexdigest()
+
+
+def member_is_suppressed(*, business: Business, phone: str, email: str) -> bool:
+    digests = [suppression_digest(business=business, value=v) for v in (phone, email) if v]
+    return bool(digests) and Suppression.objects.filter(business=business, digest__in=digests).exists()
+
+
+def member_create(
+    *,
+    business: Business,
+    first_name: str = "",
+    last_name: str = "",
+    phone: str = "",
+    email: str = "",
+    birthday: date | None = None,
+    joined_on: date | None = None,
+    card_code: str | None = None,
+    consents: dict[str, bool] | None = None,
+    consent_source: str = ConsentSource.STAFF,
+    at: datetime | None = None,
+) -> Member:
+    """Create a member; a phone or email on the suppression list gets no consent."""
+    at = at or timezone.now()
+    member = Member(
+        business=business,
+        first_name=first_name.strip(),
+        last_name=last_name.strip(),
+        phone=phone_normalise(phone, region=business.country),
+        email=(email or "").strip().lower(),
+        birthday=birthday,
+        joined_on=joined_on or timezone.localdate(at, business.tzinfo),
+    )
+    if card_code:
+        member.card_code = card_code.strip().upper()
+    member.full_clean(exclude=["business"])
+    if Member.objects.filter(business=business, card_code=member.card_code).exists():
+        raise ValidationError({"card_code": f"Card code {member.card_code} is already in use."})
+    suppressed = member_is_suppressed(business=business, phone=member.phone, email=member.email)
+    granted = {} if suppressed else {c: bool(v) for c, v in (consents or {}).items() if c in CHANNELS}
+    for channel, value in granted.items():
+        setattr(member, f"consent_{channel}", value)
+    member.save()
+    ConsentEvent.objects.bulk_create(
+        ConsentEvent(business=business, member=member, channel=c, granted=True, source=consent_source, occurred_at=at)
+        for c, v in granted.items()
+        if v
+    )
+    return member
+
+
+@transaction.atomic
+def member_update(*, member: Member, **fields) -> Member:
+    allowed = {"first_name", "last_name", "phone", "email", "birthday", "timezone"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"member_update cannot change {', '.join(sorted(unknown))}")
+    if member.status == MemberStatus.ERASED:
+        raise ValidationError("An erased member cannot be changed.")
+    if "phone" in fields:
+        fields["phone"] = phone_normalise(fields["phone"], region=member.business.country)
+    if "email" in fields:
+        fields["email"] = (fields["email"] or "").strip().lower()
+    for name, value in fields.items():
+        setattr(member, name, value)
+    member.full_clean(exclude=["business"])
+    member.save(update_fields=list(fields))
+    return member
+
+
+@transaction.atomic
+def member_consent_set(
+    *, member: Member, channel: str, granted: bool, source: str, at: datetime | None = None, note: str = ""
+) -> bool:
+    """Grant or withdraw one channel; returns whether anything changed. History is kept."""
+    if channel not in CHANNELS:
+        raise ValidationError({"channel": f"Unknown channel “{channel}”."})
+    at = at or timezone.now()
+    field = f"consent_{channel}"
+    changed = Member.objects.filter(pk=member.pk).exclude(**{field: granted}).update(**{field: granted})
+    setattr(member, field, granted)
+    if changed:
+        ConsentEvent.objects.create(
+            business_id=member.business_id,
+            member=member,
+            channel=channel,
+            granted=granted,
+            source=source,
+            occurred_at=at,
+            note=note,
+        )
+    return bool(changed)
+
+
+@transaction.atomic
+def visit_record(
+    *,
+    member: Member,
+    kind: str,
+    stamps: int = 0,
+    points: int = 0,
+    amount: Decimal | None = None,
+    occurred_at: datetime | None = None,
+    recorded_by=None,
+    source: str,
+    idempotency_key: str | None = None,
+    note: str = "",
+) -> Visit:
+    """Record one visit and keep the member's balances and denormalised fields right.
+
+    Only purchases move ``last_purchase_at`` and ``purchase_count``; a backdated purchase never
+    moves ``last_purchase_at`` back. With an ``idempotency_key`` already used for this member, the
+    first visit is returned (``visit.replayed`` is True) and nothing changes. Concurrency-safe: the
+    member row is locked for the update, and a concurrent insert of the same key loses to the
+    unique constraint and returns the winner's visit.
+    """
+    if kind not in VisitKind.values:
+        raise ValidationError({"kind": f"Unknown visit kind “{kind}”."})
+    occurred_at = occurred_at or timezone.now()
+    if timezone.is_naive(occurred_at):
+        raise ValueError("occurred_at must be aware")
+    if occurred_at > timezone.now() + timedelta(minutes=5):
+        raise ValidationError({"occurred_at": "A visit cannot be recorded in the future."})
+    if amount is not None and amount < 0:
+        raise ValidationError({"amount": "The amount spent cannot be negative."})
+    if kind == VisitKind.PURCHASE and (stamps < 0 or points < 0):
+        raise ValidationError({"stamps": "A purchase cannot take stamps or points away."})
+    if idempotency_key is not None:
+        idempotency_key = idempotency_key.strip()
+        if not idempotency_key or len(idempotency_key) > 100 or "\x00" in idempotency_key:
+            raise ValidationError({"idempotency_key": "The idempotency key must be 1–100 characters."})
+        existing = _visit_by_key(member=member, key=idempotency_key)
+        if existing is not None:
+            return existing
+
+    locked = Member.objects.select_for_update().get(pk=member.pk)
+    if locked.status == MemberStatus.ERASED:
+        raise ValidationError("This member has been erased; no visit can be recorded.")
+    if locked.stamps_balance + stamps < 0:
+        raise ValidationError({"stamps": f"The card has only {locked.stamps_balance} stamps."})
+    if locked.points_balance + points < 0:
+        raise ValidationError({"points": f"The card has only {locked.points_balance} points."})
+
+    visit = Visit(
+        business_id=member.business_id,
+        member=locked,
+        kind=kind,
+        stamps_delta=stamps,
+        points_delta=points,
+        amount=amount,
+        occurred_at=occurred_at,
+        recorded_by=recorded_by,
+        source=source,
+        idempotency_key=idempotency_key,
+        note=note,
+    )
+    if idempotency_key is not None:
+        try:
+            with transaction.atomic():
+                visit.save()
+        except IntegrityError:
+            # Another request with the same key committed first: answer with its visit.
+            existing = _visit_by_key(member=member, key=idempotency_key)
+            if existing is None:
+                raise
+            return existing
+    else:
+        visit.save()
+
+    locked.stamps_balance += stamps
+    locked.points_balance += points
+    locked.visit_count += 1
+    locked.last_visit_at = max(filter(None, [locked.last_visit_at, occurred_at]))
+    fields = ["stamps_balance", "points_balance", "visit_count", "last_visit_at"]
+    if kind == VisitKind.PURCHASE:
+        locked.purchase_count += 1
+        locked.last_purchase_at = max(filter(None, [locked.last_purchase_at, occurred_at]))
+        locked.total_spent += amount or Decimal("0")
+        fields += ["purchase_count", "last_purchase_at", "total_spent"]
+    locked.save(update_fields=fields)
+    for name in fields:
+        setattr(member, name, getattr(locked, name))
+    visit.member = member
+    visit.replayed = False
+    return visit
+
+
+def _visit_by_key(*, member: Member, key: str) -> Visit | None:
+    visit = Visit.objects.filter(business_id=member.business_id, idempotency_key=key).first()
+    if visit is None:
+        return None
+    if visit.member_id != member.pk:
+        raise DuplicateIdempotencyKey({"idempotency_key": "This idempotency key was already used for another member."})
+    visit.replayed = True
+    return visit
+
+
+def members_recompute_totals(*, business: Business, member_ids: list[int] | None = None) -> int:
+    """Rebuild balances and denormalised fields from the ledger, set-based (imports, demo data)."""
+    visits = Visit.objects.filter(business=business, member=OuterRef("pk")).order_by().values("member")
+
+    def agg(expr, output):
+        return Subquery(visits.annotate(v=expr).values("v")[:1], output_field=output)
+
+    purchases = Q(kind=VisitKind.PURCHASE)
+    members = Member.objects.filter(business=business)
+    if member_ids is not None:
+        members = members.filter(pk__in=member_ids)
+    zero = Value(0)
+    return members.update(
+        stamps_balance=Coalesce(agg(Sum("stamps_delta"), IntegerField()), zero),
+        points_balance=Coalesce(agg(Sum("points_delta"), IntegerField()), zero),
+        visit_count=Coalesce(agg(Count("id"), IntegerField()), zero),
+        last_visit_at=agg(Max("occurred_at"), Member._meta.get_field("last_visit_at")),
+        purchase_count=Coalesce(agg(Count("id", filter=purchases), IntegerField()), zero),
+        last_purchase_at=agg(Max("occurred_at", filter=purchases), Member._meta.get_field("last_purchase_at")),
+        total_spent=Coalesce(
+            agg(Sum("amount", filter=purchases), DecimalField(max_digits=12, decimal_places=2)),
+            Value(Decimal("0")),
+            output_field=DecimalField(max_digits=12, decimal_places=2),
+        ),
+    )
+
+
+@transaction.atomic
+def member_erase(*, member: Member, at: datetime | None = None) -> Member:
+    """GDPR erasure: personal data goes, anonymous counts stay, a hashed suppression entry stays."""
+    at = at or timezone.now()
+    member = Member.objects.select_for_update().get(pk=member.pk)
+    if member.status == MemberStatus.ERASED:
+        return member
+    business = member.business
+    for value in (member.phone, member.email):
+        if value:
+            Suppression.objects.get_or_create(
+                business=business, digest=suppression_digest(business=business, value=value)
+            )
+    for channel in CHANNELS:
+        member_consent_set(member=member, channel=channel, granted=False, source=ConsentSource.ERASURE, at=at)
+    member.first_name = ""
+    member.last_name = ""
+    member.phone = ""
+    member.email = ""
+    member.birthday = None
+    member.card_code = f"ERASED-{member.pk}"
+    member.status = MemberStatus.ERASED
+    member.erased_at = at
+    member.save()
+    Visit.objects.filter(member=member).exclude(note="").update(note="")
+    ConsentEvent.objects.filter(member=member).exclude(note="").update(note="")
+    return member
+
+
+# --- businesses, staff and invitations -------------------------------------------------------
+
+
+@transaction.atomic
+def business_create(*, name: str, slug: str, owner, **fields) -> Business:
+    business = Business(name=name, slug=slug, **fields)
+    business.full_clean()
+    business.save()
+    Membership.objects.create(business=business, user=owner, role=Role.OWNER)
+    return business
+
+
+def business_update(*, business: Business, **fields) -> Business:
+    allowed = {"name", "timezone", "currency", "country", "program_type", "stamps_per_card", "frequency_cap_days"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"business_update cannot change {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(business, name, value)
+    business.full_clean()
+    business.save(update_fields=list(fields))
+    return business
+
+
+def user_get_or_create(*, email: str, password: str | None = None, first_name: str = ""):
+    email = email.strip().lower()
+    user, created = User.objects.get_or_create(username=email, defaults={"email": email, "first_name": first_name})
+    if created:
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+    return user
+
+
+INVITATION_DAYS = 7
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_create(*, business: Business, email: str, role: str, invited_by) -> tuple[Invitation, str]:
+    """Create an invitation; returns it with the one-time token (only its hash is stored)."""
+    email = email.strip().lower()
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role “{role}”."})
+    if Membership.objects.filter(business=business, user__username=email).exists():
+        raise ValidationError({"email": f"{email} is already a member of this team."})
+    token = secrets.token_urlsafe(24)
+    invitation = Invitation.objects.create(
+        business=business,
+        email=email,
+        role=role,
+        token_hash=_token_hash(token),
+        invited_by=invited_by,
+        expires_at=timezone.now() + timedelta(days=INVITATION_DAYS),
+    )
+    return invitation, token
+
+
+def invitation_find(*, token: str) -> Invitation | None:
+    """An open invitation by its token (across businesses: the token is the capability)."""
+    from django_scopes import scopes_disabled
+
+    with scopes_disabled():
+        return (
+            Invitation.objects.select_related("business")
+            .filter(
+                token_hash=_token_hash(token),
+                accepted_at__isnull=True,
+                revoked_at__isnull=True,
+                expires_at__gt=timezone.now(),
+            )
+            .first()
+        )
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user) -> Membership:
+    from django_scopes import scopes_disabled
+
+    with scopes_disabled():
+        claimed = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
+            accepted_at=timezone.now()
+        )
+        if not claimed:
+            raise ValidationError("This invitation has already been used.")
+        membership, _ = Membership.objects.get_or_create(
+            business=invitation.business, user=user, defaults={"role": invitation.role}
+        )
+    return membership
+
+
+def membership_role_set(*, membership: Membership, role: str, by) -> Membership:
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role “{role}”."})
+    if membership.role == Role.OWNER and role != Role.OWNER:
+        owners = Membership.objects.filter(business=membership.business, role=Role.OWNER).count()
+        if owners <= 1:
+            raise ValidationError({"role": "A business needs at least one owner."})
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+def membership_remove(*, membership: Membership) -> None:
+    if membership.role == Role.OWNER:
+        owners = Membership.objects.filter(business=membership.business, role=Role.OWNER).count()
+        if owners <= 1:
+            raise ValidationError("A business needs at least one owner.")
+    membership.delete()
+
+
+def invitation_send(*, invitation: Invitation, link: str) -> None:
+    from django.core.mail import send_mail
+
+    send_mail(
+        subject=f"You're invited to {invitation.business.name} on Winback",
+        message=(
+            f"{invitation.invited_by or 'The owner'} invited you to join {invitation.business.name} "
+            f"as {invitation.get_role_display()}.\n\nAccept within {INVITATION_DAYS} days: {link}\n"
+        ),
+        from_email=None,
+        recipient_list=[invitation.email],
+        fail_silently=True,
+    )

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+
+app_name = "members"
+
+urlpatterns = [
+    path("stamp/", views.stamp_page, name="stamp"),
+    path("stamp/<int:member_id>/", views.stamp_member, name="stamp-member"),
+    path("members/", views.member_list, name="member-list"),
+    path("members/import/", views.member_import, name="member-import"),
+    path("members/<int:member_id>/", views.member_detail, name="member-detail"),
+    path("members/<int:member_id>/erase/", views.member_erase, name="member-erase"),
+    path("settings/team/", views.team, name="team"),
+    path("settings/team/<int:membership_id>/", views.team_member_update, name="team-member-update"),
+]

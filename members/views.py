@@ -1,0 +1,265 @@
+"""The counter stamp page, the members pages, CSV import and the team page."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth import login, password_validation
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from winback.tenancy import ALL_ROLES, OWNER_ROLES, role_required
+
+from . import selectors, services
+from .forms import AcceptInvitationForm, ImportForm, InviteForm, MemberFilterForm, RoleForm, StampForm
+from .importing import ImportFailed, members_import
+from .models import Invitation, Member, Membership, MemberStatus, Role, VisitKind, VisitSource
+
+# --- the counter -------------------------------------------------------------------------------
+
+
+@role_required(*ALL_ROLES)
+def stamp_page(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    results = selectors.member_search(query=query) if query else []
+    if len(results) == 1 and results[0].card_code == query.upper():
+        # A scanned QR code or a typed card code goes straight to the card.
+        return redirect("members:stamp-member", member_id=results[0].pk)
+    template = "members/stamp_results.html" if request.htmx and not request.htmx.boosted else "members/stamp_page.html"
+    return render(request, template, {"query": query, "results": results})
+
+
+def _member_or_404(member_id: int) -> Member:
+    # The scoped manager answers only the current business's members: another's id is a 404.
+    return get_object_or_404(Member.objects.select_related("business"), pk=member_id, status=MemberStatus.ACTIVE)
+
+
+@role_required(*ALL_ROLES)
+def stamp_member(request: HttpRequest, member_id: int) -> HttpResponse:
+    member = _member_or_404(member_id)
+    form = StampForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            visit = _record_from_form(request, member, form.cleaned_data)
+        except ValidationError as exc:
+            for field, errors in (
+                exc.message_dict.items() if hasattr(exc, "error_dict") else [("__all__", exc.messages)]
+            ):
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            if visit.replayed:
+                messages.info(request, "Already recorded — nothing was added twice.")
+            else:
+                messages.success(request, _confirmation(member, visit))
+            return redirect("members:stamp-member", member_id=member.pk)
+    return render(request, "members/stamp_member.html", _card_context(member, form))
+
+
+def _record_from_form(request: HttpRequest, member: Member, data: dict):
+    action = data["action"]
+    common = {
+        "member": member,
+        "recorded_by": request.user,
+        "source": VisitSource.STAMP_PAGE,
+        "idempotency_key": f"stamp:{data['idempotency_key']}",
+        "note": data.get("note") or "",
+    }
+    if action == "stamp":
+        return services.visit_record(kind=VisitKind.PURCHASE, stamps=1, amount=data.get("amount"), **common)
+    if action == "points":
+        return services.visit_record(
+            kind=VisitKind.PURCHASE, points=data["points"], amount=data.get("amount"), **common
+        )
+    if action == "redeem":
+        size = member.business.stamps_per_card
+        if member.stamps_balance < size:
+            raise ValidationError(f"The card has {member.stamps_balance} of {size} stamps: not full yet.")
+        return services.visit_record(kind=VisitKind.REDEMPTION, stamps=-size, **common)
+    return services.visit_record(
+        kind=data["kind"], stamps=data.get("stamps") or 0, points=data.get("points") or 0, **common
+    )
+
+
+def _confirmation(member: Member, visit) -> str:
+    parts = []
+    if visit.stamps_delta:
+        parts.append(f"{visit.stamps_delta:+d} stamp{'s' if abs(visit.stamps_delta) != 1 else ''}")
+    if visit.points_delta:
+        parts.append(f"{visit.points_delta:+d} points")
+    what = " and ".join(parts) or visit.get_kind_display()
+    return f"{what} for {member.display_name}."
+
+
+def _card_context(member: Member, form: StampForm) -> dict:
+    size = member.business.stamps_per_card
+    on_card = max(min(member.stamps_balance, size), 0)
+    return {
+        "member": member,
+        "form": form,
+        "new_key": uuid.uuid4(),
+        "slots": [i < on_card for i in range(size)],
+        "card_full": member.stamps_balance >= size,
+        "full_cards": member.full_cards,
+        "visits": selectors.member_recent_visits(member=member, limit=8),
+        "other_kinds": [(k, v) for k, v in VisitKind.choices if k not in ("purchase", "redemption", "campaign_reward")],
+    }
+
+
+# --- members for owners -------------------------------------------------------------------------
+
+
+@role_required(*OWNER_ROLES)
+def member_list(request: HttpRequest) -> HttpResponse:
+    form = MemberFilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_valid() else {}
+    members = selectors.member_list(
+        query=data.get("q", ""),
+        status=data.get("status", ""),
+        lapsed=data.get("lapsed", ""),
+        reach=data.get("reach", ""),
+    )
+    page = Paginator(members, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "members/member_list.html",
+        {"form": form, "page": page, "members": page.object_list, "querystring": query.urlencode()},
+    )
+
+
+@role_required(*OWNER_ROLES)
+def member_detail(request: HttpRequest, member_id: int) -> HttpResponse:
+    member = get_object_or_404(Member.objects.select_related("business"), pk=member_id)
+    visits = Paginator(selectors.member_visits(member=member), 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "members/member_detail.html",
+        {"member": member, "visits": visits, "consents": selectors.member_consents(member=member)},
+    )
+
+
+@role_required("owner")
+@require_POST
+def member_erase(request: HttpRequest, member_id: int) -> HttpResponse:
+    member = get_object_or_404(Member, pk=member_id)
+    services.member_erase(member=member)
+    messages.success(request, "The member's personal data was erased; anonymous counts are kept.")
+    return redirect("members:member-detail", member_id=member.pk)
+
+
+@role_required(*OWNER_ROLES)
+def member_import(request: HttpRequest) -> HttpResponse:
+    form = ImportForm(request.POST or None, request.FILES or None)
+    report = failure = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            report = members_import(
+                business=request.business,
+                members_csv=form.cleaned_data["members_text"],
+                visits_csv=form.cleaned_data["visits_text"],
+                recorded_by=request.user,
+            )
+        except ImportFailed as exc:
+            failure = exc.report
+    return render(request, "members/member_import.html", {"form": form, "report": report, "failure": failure})
+
+
+# --- the team -----------------------------------------------------------------------------------
+
+
+@role_required("owner")
+def team(request: HttpRequest) -> HttpResponse:
+    form = InviteForm(request.POST or None)
+    invite_link = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation, token = services.invitation_create(
+                business=request.business,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                invited_by=request.user,
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field, errors)
+        else:
+            invite_link = request.build_absolute_uri(reverse("invitation-accept", args=[token]))
+            services.invitation_send(invitation=invitation, link=invite_link)
+            messages.success(request, f"Invitation sent to {invitation.email}.")
+            form = InviteForm()
+    memberships = Membership.objects.select_related("user").order_by("role", "user__username")
+    invitations = Invitation.objects.filter(accepted_at__isnull=True, revoked_at__isnull=True).order_by("-created_at")
+    return render(
+        request,
+        "members/team.html",
+        {
+            "form": form,
+            "memberships": memberships,
+            "invitations": invitations,
+            "invite_link": invite_link,
+            "roles": Role.choices,
+        },
+    )
+
+
+@role_required("owner")
+@require_POST
+def team_member_update(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
+    try:
+        if request.POST.get("remove"):
+            services.membership_remove(membership=membership)
+            messages.success(request, f"{membership.user.username} was removed from the team.")
+        else:
+            form = RoleForm(request.POST)
+            if not form.is_valid():
+                raise ValidationError(form.errors.as_text())
+            services.membership_role_set(membership=membership, role=form.cleaned_data["role"], by=request.user)
+            messages.success(request, f"{membership.user.username} is now {membership.get_role_display()}.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("members:team")
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = services.invitation_find(token=token)
+    if invitation is None:
+        raise Http404("This invitation is not valid any more.")
+    existing = services.User.objects.filter(username=invitation.email).first()
+    if request.user.is_authenticated and request.user.username != invitation.email:
+        messages.error(request, f"This invitation is for {invitation.email}; sign out first.")
+        return redirect("home")
+    form = AcceptInvitationForm(request.POST or None) if existing is None else None
+    if request.method == "POST":
+        if existing is not None and not request.user.is_authenticated:
+            return redirect(f"{reverse('login')}?next={request.path}")
+        if form is not None:
+            if not form.is_valid():
+                return render(request, "members/invitation_accept.html", {"invitation": invitation, "form": form})
+            user = services.user_get_or_create(email=invitation.email, first_name=form.cleaned_data["first_name"])
+            try:
+                password_validation.validate_password(form.cleaned_data["password"], user)
+            except ValidationError as exc:
+                form.add_error("password", exc)
+                return render(request, "members/invitation_accept.html", {"invitation": invitation, "form": form})
+            user.set_password(form.cleaned_data["password"])
+            user.save()
+        else:
+            user = request.user
+        membership = services.invitation_accept(invitation=invitation, user=user)
+        if not request.user.is_authenticated:
+            login(request, user, backend="members.auth.EmailBackend")
+        request.session["winback_business_id"] = membership.business_id
+        messages.success(request, f"Welcome to {invitation.business.name}.")
+        return redirect("home")
+    return render(
+        request,
+        "members/invitation_accept.html",
+        {"invitation": invitation, "form": form, "existing": existing},
+    )

@@ -1,0 +1,147 @@
+"""Shared fixtures: a business with its owner, manager and staff, an outsider business, makers."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from members import services
+from members.models import Business, Member, Membership, Role, VisitSource
+
+_counter = itertools.count(1)
+
+
+def on_postgresql() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_report_header(config):
+    db = settings.DATABASES["default"]
+    lines = [
+        f"winback database: {db['ENGINE'].rsplit('.', 1)[-1]} ({db.get('HOST') or db['NAME']})",
+        f"winback broker: {settings.CELERY_BROKER_URL.split('@')[-1]}",
+    ]
+    if not on_postgresql():
+        lines.append("PostgreSQL-only tests (concurrency, SKIP LOCKED) are deselected: set DATABASE_URL to run them")
+    return lines
+
+
+def pytest_collection_modifyitems(config, items):
+    """Concurrency tests need PostgreSQL's row locks; on the SQLite default they are left out."""
+    if on_postgresql():
+        return
+    kept = [item for item in items if item.get_closest_marker("postgres") is None]
+    deselected = [item for item in items if item.get_closest_marker("postgres") is not None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+def business_make(**fields) -> Business:
+    n = next(_counter)
+    defaults = {
+        "name": f"Business {n}",
+        "slug": f"business-{n}",
+        "timezone": "Asia/Kuala_Lumpur",
+        "country": "MY",
+        "currency": "MYR",
+        "program_type": "both",
+        "stamps_per_card": 10,
+    }
+    defaults.update(fields)
+    return Business.objects.create(**defaults)
+
+
+def user_make(role: str | None, business: Business | None, email: str | None = None):
+    n = next(_counter)
+    user = services.user_get_or_create(email=email or f"user{n}@example.com", password="pw-Secret-123")
+    if business is not None and role is not None:
+        with scopes_disabled():
+            Membership.objects.create(business=business, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def business(db) -> Business:
+    return business_make(name="Kopi Corner", slug="kopi")
+
+
+@pytest.fixture
+def other_business(db) -> Business:
+    return business_make(name="Other Shop", slug="other", timezone="Europe/London", country="GB")
+
+
+@pytest.fixture
+def owner(business):
+    return user_make(Role.OWNER, business, "owner@kopi.example")
+
+
+@pytest.fixture
+def manager(business):
+    return user_make(Role.MANAGER, business, "manager@kopi.example")
+
+
+@pytest.fixture
+def staff(business):
+    return user_make(Role.STAFF, business, "staff@kopi.example")
+
+
+@pytest.fixture
+def other_owner(other_business):
+    return user_make(Role.OWNER, other_business, "owner@other.example")
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user, backend="members.auth.EmailBackend")
+    return client
+
+
+@pytest.fixture
+def owner_client(owner) -> Client:
+    return client_for(owner)
+
+
+@pytest.fixture
+def staff_client(staff) -> Client:
+    return client_for(staff)
+
+
+@pytest.fixture
+def manager_client(manager) -> Client:
+    return client_for(manager)
+
+
+def member_make(business: Business, **fields) -> Member:
+    n = next(_counter)
+    defaults = {"first_name": f"Member{n}", "last_name": "Test", "card_code": f"C{n:07d}"}
+    defaults.update(fields)
+    with scope(business=business.pk):
+        return services.member_create(business=business, **defaults)
+
+
+def visit_make(member: Member, *, kind="purchase", days_ago: float = 0, at: datetime | None = None, **fields):
+    at = at or timezone.now() - timedelta(days=days_ago)
+    fields.setdefault("source", VisitSource.ADMIN)
+    if kind == "purchase":
+        fields.setdefault("stamps", 1)
+        fields.setdefault("amount", Decimal("10.00"))
+    with scope(business=member.business_id):
+        return services.visit_record(member=member, kind=kind, occurred_at=at, **fields)
+
+
+@pytest.fixture
+def member(business) -> Member:
+    return member_make(business, first_name="Wei", last_name="Lin", phone="+60123456789", email="wei@example.com")
+
+
+@pytest.fixture
+def other_member(other_business) -> Member:
+    return member_make(other_business, first_name="Outsider", last_name="Person", phone="+447911123456")
