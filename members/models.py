@@ -156,6 +156,7 @@ class Member(models.Model):
 
     # Denormalised from the ledger by visits.visit_record, backdated visits included.
     last_purchase_at = models.DateTimeField(null=True, blank=True)
+    # Visits in person (not campaign rewards or adjustments).
     last_visit_at = models.DateTimeField(null=True, blank=True)
     purchase_count = models.PositiveIntegerField(default=0)
     visit_count = models.PositiveIntegerField(default=0)
@@ -244,6 +245,10 @@ class VisitKind(models.TextChoices):
     BIRTHDAY_REWARD = "birthday_reward", "Birthday reward"
     CAMPAIGN_REWARD = "campaign_reward", "Campaign reward"
     ADJUSTMENT = "adjustment", "Adjustment"
+
+
+# Ledger entries that are not the member at the counter: they move balances only.
+NOT_IN_PERSON = (VisitKind.CAMPAIGN_REWARD, VisitKind.ADJUSTMENT)
 
 
 class VisitSource(models.TextChoices):

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from .models import (
     CHANNELS,
+    NOT_IN_PERSON,
     Business,
     ConsentEvent,
     ConsentSource,
@@ -223,9 +224,11 @@ def visit_record(
 
     locked.stamps_balance += stamps
     locked.points_balance += points
-    locked.visit_count += 1
-    locked.last_visit_at = max(filter(None, [locked.last_visit_at, occurred_at]))
-    fields = ["stamps_balance", "points_balance", "visit_count", "last_visit_at"]
+    fields = ["stamps_balance", "points_balance"]
+    if kind not in NOT_IN_PERSON:
+        locked.visit_count += 1
+        locked.last_visit_at = max(filter(None, [locked.last_visit_at, occurred_at]))
+        fields += ["visit_count", "last_visit_at"]
     if kind == VisitKind.PURCHASE:
         locked.purchase_count += 1
         locked.last_purchase_at = max(filter(None, [locked.last_purchase_at, occurred_at]))
@@ -257,6 +260,7 @@ def members_recompute_totals(*, business: Business, member_ids: list[int] | None
         return Subquery(visits.annotate(v=expr).values("v")[:1], output_field=output)
 
     purchases = Q(kind=VisitKind.PURCHASE)
+    in_person = ~Q(kind__in=NOT_IN_PERSON)
     members = Member.objects.filter(business=business)
     if member_ids is not None:
         members = members.filter(pk__in=member_ids)
@@ -264,8 +268,8 @@ def members_recompute_totals(*, business: Business, member_ids: list[int] | None
     return members.update(
         stamps_balance=Coalesce(agg(Sum("stamps_delta"), IntegerField()), zero),
         points_balance=Coalesce(agg(Sum("points_delta"), IntegerField()), zero),
-        visit_count=Coalesce(agg(Count("id"), IntegerField()), zero),
-        last_visit_at=agg(Max("occurred_at"), Member._meta.get_field("last_visit_at")),
+        visit_count=Coalesce(agg(Count("id", filter=in_person), IntegerField()), zero),
+        last_visit_at=agg(Max("occurred_at", filter=in_person), Member._meta.get_field("last_visit_at")),
         purchase_count=Coalesce(agg(Count("id", filter=purchases), IntegerField()), zero),
         last_purchase_at=agg(Max("occurred_at", filter=purchases), Member._meta.get_field("last_purchase_at")),
         total_spent=Coalesce(

@@ -23,6 +23,7 @@ from celery.contrib.django.task import DjangoTask
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 if TYPE_CHECKING:
@@ -80,8 +81,13 @@ class TenantMiddleware:
             with scopes_disabled():
                 return self.get_response(request)
         if request.business is not None:
-            with business_scope(request.business):
-                return self.get_response(request)
+            # Times on every page are shown in the business's time zone.
+            timezone.activate(request.business.tzinfo)
+            try:
+                with business_scope(request.business):
+                    return self.get_response(request)
+            finally:
+                timezone.deactivate()
         # No business: tenant-owned queries raise ScopeError rather than leak rows.
         return self.get_response(request)
 

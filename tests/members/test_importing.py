@@ -1,0 +1,179 @@
+import io
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django_scopes import scope
+
+from members import services
+from members.importing import ImportFailed, members_import
+from members.models import ConsentEvent, Member, Visit
+from tests.conftest import member_make
+
+MEMBERS = """card_code,first_name,last_name,phone,email,birthday,joined_on,consent_sms,consent_email,stamps,points
+K001,Aisha,Tan,012-345 6789,aisha@example.com,1990-04-02,2024-01-10,yes,no,2,
+K002,Ravi,Kumar,+60198765432,,,2024-02-01,no,yes,,50
+"""
+VISITS = """card_code,occurred_at,kind,stamps,points,amount
+K001,2025-03-01 10:30,purchase,1,12,12.50
+K001,2025-06-01,purchase,1,,8
+K001,2025-07-01 09:00,balance_check,,,
+k002,2025-05-05T08:00:00+00:00,,1,5,5.00
+"""
+
+
+def run_import(business, members=MEMBERS, visits=VISITS):
+    with scope(business=business.pk):
+        return members_import(business=business, members_csv=members, visits_csv=visits)
+
+
+def test_a_good_file_imports_members_visits_and_keeps_the_ledger_right(business):
+    report = run_import(business)
+
+    assert (report.members, report.visits) == (2, 4)
+    with scope(business=business.pk):
+        aisha = Member.objects.get(card_code="K001")
+        ravi = Member.objects.get(card_code="K002")
+        assert aisha.phone == "+60123456789"
+        assert (aisha.consent_sms, aisha.consent_email) == (True, False)
+        assert aisha.stamps_balance == 2 + 2  # opening balance plus two purchases
+        assert aisha.points_balance == 12
+        assert aisha.purchase_count == 2
+        assert aisha.total_spent == Decimal("20.50")
+        kl = ZoneInfo("Asia/Kuala_Lumpur")
+        assert aisha.last_purchase_at == datetime(2025, 6, 1, 12, 0, tzinfo=kl)  # a date alone is noon local
+        assert aisha.last_visit_at == datetime(2025, 7, 1, 9, 0, tzinfo=kl)
+        assert ravi.points_balance == 55
+        assert ravi.last_purchase_at == datetime(2025, 5, 5, 8, 0, tzinfo=ZoneInfo("UTC"))
+        assert ConsentEvent.objects.filter(member=aisha, channel="sms", granted=True, source="import").count() == 1
+        assert Visit.objects.filter(member=aisha, kind="adjustment", stamps_delta=2).count() == 1
+
+
+def test_a_file_with_one_bad_row_imports_nothing_and_names_the_row(business):
+    bad = MEMBERS + "K003,Mei,Lim,not-a-phone,,,,,,,\n"
+
+    with pytest.raises(ImportFailed) as failed:
+        run_import(business, members=bad)
+
+    errors = failed.value.report.errors
+    assert [(e.file, e.line) for e in errors] == [("members file", 4)]
+    assert "not-a-phone" in errors[0].message
+    with scope(business=business.pk):
+        assert Member.objects.count() == 0
+        assert Visit.objects.count() == 0
+
+
+def test_every_bad_row_is_reported_with_its_reason(business):
+    member_make(business, card_code="TAKEN1")
+    members = """card_code,first_name,email,birthday,consent_sms
+A1,Ok,,,
+A1,Dup,,,
+TAKEN1,Clash,,,
+B2,Bad mail,nope@,,
+B3,Bad date,,31-12-1990,
+B4,Bad consent,,,maybe
+"""
+    visits = """card_code,occurred_at,kind,amount
+A1,2025-01-01,purchase,abc
+ZZZ,2025-01-01,purchase,1
+A1,2999-01-01,purchase,1
+A1,2025-01-01,dance,
+"""
+    with pytest.raises(ImportFailed) as failed:
+        run_import(business, members=members, visits=visits)
+
+    got = [(e.file, e.line, e.message) for e in failed.value.report.errors]
+    assert [(f, line) for f, line, _ in got] == [
+        ("members file", 3),
+        ("members file", 4),
+        ("members file", 5),
+        ("members file", 6),
+        ("members file", 7),
+        ("visits file", 2),
+        ("visits file", 3),
+        ("visits file", 4),
+        ("visits file", 5),
+    ]
+    messages = " | ".join(m for _, _, m in got)
+    for fragment in [
+        "also on line 2",
+        "already belongs",
+        "nope@",
+        "31-12-1990",
+        "maybe",
+        "abc",
+        "ZZZ",
+        "future",
+        "dance",
+    ]:
+        assert fragment in messages
+    with scope(business=business.pk):
+        assert Member.objects.count() == 1
+
+
+def test_a_header_with_unknown_columns_is_refused(business):
+    with pytest.raises(ImportFailed, match="unknown column"):
+        run_import(business, members="first_name,shoe_size\nA,42\n", visits="")
+
+
+def test_visits_can_be_imported_for_existing_members(business, member):
+    report = run_import(
+        business, members="first_name\n", visits=f"card_code,occurred_at\n{member.card_code},2025-01-02\n"
+    )
+
+    assert report.visits == 1
+    with scope(business=business.pk):
+        assert Member.objects.get(pk=member.pk).purchase_count == 1
+
+
+def test_an_erased_members_phone_reimported_gets_no_consent(business, member):
+    with scope(business=business.pk):
+        services.member_erase(member=member)
+
+    report = run_import(business, members="first_name,phone,consent_sms\nWei,+60123456789,yes\n", visits="")
+
+    assert report.suppressed == 1
+    with scope(business=business.pk):
+        assert Member.objects.get(first_name="Wei").consent_sms is False
+
+
+def test_the_command_imports_and_reports_bad_rows(business, tmp_path):
+    good = tmp_path / "members.csv"
+    good.write_text(MEMBERS, encoding="utf-8")
+    visits = tmp_path / "visits.csv"
+    visits.write_text(VISITS, encoding="utf-8")
+    out = io.StringIO()
+
+    call_command("import_members", str(good), "--business", "kopi", "--visits", str(visits), stdout=out)
+
+    assert "Imported 2 members and 4 visits" in out.getvalue()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("first_name,email\nX,bad@\n", encoding="utf-8")
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="Nothing imported: 1 bad row"):
+        call_command("import_members", str(bad), "--business", "kopi", stderr=err)
+    assert "members file, line 2" in err.getvalue()
+
+
+def test_the_upload_page_lists_errors_and_imports_nothing(owner_client, business):
+    upload = SimpleUploadedFile("m.csv", b"first_name,phone\nA,+60123456789\nB,12\n", content_type="text/csv")
+
+    response = owner_client.post("/members/import/", {"members_file": upload})
+
+    body = response.content.decode()
+    assert "Nothing was imported" in body
+    assert "<td>3</td>" in body
+    with scope(business=business.pk):
+        assert Member.objects.count() == 0
+
+
+def test_the_upload_page_imports_a_good_file(owner_client, business):
+    upload = SimpleUploadedFile("m.csv", MEMBERS.encode("utf-8-sig"), content_type="text/csv")
+    visits = SimpleUploadedFile("v.csv", VISITS.encode(), content_type="text/csv")
+
+    response = owner_client.post("/members/import/", {"members_file": upload, "visits_file": visits})
+
+    assert "Imported 2 members and 4 visits" in response.content.decode()
