@@ -308,3 +308,55 @@ class Suppression(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["business", "digest"], name="suppression_unique")]
+
+
+class RewardKind(models.TextChoices):
+    FREE_ITEM = "free_item", "Free item"
+    BONUS_STAMPS = "bonus_stamps", "Bonus stamps"
+    BONUS_POINTS = "bonus_points", "Bonus points"
+    DISCOUNT = "discount", "Discount"
+    BADGE = "badge", "Special badge"
+
+
+class RewardStatus(models.TextChoices):
+    OFFERED = "offered", "Offered"  # queued with a campaign send, not yet claimed
+    AVAILABLE = "available", "Available"  # in the wallet, to redeem at the counter
+    REDEEMED = "redeemed", "Redeemed"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"  # its send was cancelled (campaign paused)
+
+
+class WalletReward(models.Model):
+    """A reward in a member's wallet; campaign rewards are created ``offered`` with their send."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="rewards", db_constraint=False)
+    send = models.ForeignKey(
+        "campaigns.CampaignSend", on_delete=models.CASCADE, null=True, blank=True, related_name="rewards",
+        db_constraint=False,
+    )  # fmt: skip
+    kind = models.CharField(max_length=20, choices=RewardKind.choices)
+    title = models.CharField(max_length=140)
+    details = models.JSONField(default=dict, blank=True)
+    code = models.CharField(max_length=16, null=True, blank=True)
+    status = models.CharField(max_length=12, choices=RewardStatus.choices, default=RewardStatus.OFFERED)
+    offered_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["business", "code"], condition=Q(code__isnull=False), name="reward_unique_code"
+            ),
+            # Exactly one reward per campaign send.
+            models.UniqueConstraint(fields=["send"], condition=Q(send__isnull=False), name="reward_unique_send"),
+        ]
+        indexes = [models.Index(fields=["business", "member", "status"], name="reward_member_status")]
+
+    def __str__(self) -> str:
+        return f"{self.title} · {self.get_status_display()}"

@@ -150,3 +150,30 @@ def member(business) -> Member:
 @pytest.fixture
 def other_member(other_business) -> Member:
     return member_make(other_business, first_name="Outsider", last_name="Person", phone="+447911123456")
+
+
+ALL_CHANNELS = {c: {"enabled": True} for c in ("push", "sms", "whatsapp", "email")}
+
+
+def campaign_make(business: Business, *, activated_at: datetime | None = None, status: str = "active", **fields):
+    """An active win-back campaign activated well in the past (or as given)."""
+    from campaigns.models import Campaign
+
+    if not business.channel_settings:
+        business.channel_settings = ALL_CHANNELS
+        business.save(update_fields=["channel_settings"])
+    defaults = {
+        "name": f"Win-back {next(_counter)}",
+        "inactivity_days": 14,
+        "title": "We miss you, {first_name}!",
+        "body": "Come back to {business} for {reward}. It has been {days_away} days.",
+        "channels": ["sms"],
+        "pacing": {},
+    }
+    defaults.update(fields)
+    with scope(business=business.pk):
+        campaign = Campaign(business=business, status=status, **defaults)
+        campaign.full_clean(exclude=["business", "created_by"])
+        campaign.activated_at = activated_at or (timezone.now() - timedelta(days=400) if status == "active" else None)
+        campaign.save()
+    return campaign

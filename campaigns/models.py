@@ -1,0 +1,191 @@
+"""Campaigns, their sends and the nightly evaluation runs."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django_scopes import ScopedManager
+
+from members.models import Business, Member
+
+
+class CampaignType(models.TextChoices):
+    WINBACK = "winback", "Win-back"
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    ARCHIVED = "archived", "Archived"
+
+
+def default_pacing() -> dict:
+    # WhatsApp protects the sender from bans: one a minute, 480 a day (SPEC §4).
+    return {"whatsapp": {"interval_seconds": 60, "daily_cap": 480}}
+
+
+class Campaign(models.Model):
+    """A campaign of one business. Validation lives in ``campaigns.rules`` and is used by every
+    interface; ``campaign_activate`` is the only way out of draft and re-validates everything."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="campaigns")
+    type = models.CharField(max_length=20, choices=CampaignType.choices, default=CampaignType.WINBACK)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, max_length=1000)
+    status = models.CharField(max_length=10, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    # Trigger
+    inactivity_days = models.PositiveSmallIntegerField(
+        default=14, validators=[MinValueValidator(1), MaxValueValidator(365)]
+    )
+    max_sends = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(3)])
+
+    # Send 1's message and reward; ``escalation`` holds sends 2 and 3 ({"title", "body", "reward"}),
+    # each falling back to send 1 where empty.
+    title = models.CharField(max_length=120, blank=True)
+    body = models.TextField(max_length=1000, blank=True)
+    reward = models.JSONField(default=dict, blank=True)
+    escalation = models.JSONField(default=list, blank=True)
+    channels = models.JSONField(default=list, blank=True)
+    conditions = models.JSONField(default=dict, blank=True)
+
+    # A/B test and control group
+    ab_enabled = models.BooleanField(default=False)
+    variant_b_title = models.CharField(max_length=120, blank=True)
+    variant_b_body = models.TextField(max_length=1000, blank=True)
+    ab_share_b = models.PositiveSmallIntegerField(default=50, validators=[MinValueValidator(1), MaxValueValidator(99)])
+    control_share = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(20)])
+
+    # Schedule
+    send_at = models.TimeField(default=time(9, 0))
+    include_weekends = models.BooleanField(default=True)
+    pacing = models.JSONField(default=default_pacing, blank=True)
+    skip_if_returned = models.BooleanField(
+        default=True, help_text="Skip a member who purchases after the night's selection but before the send."
+    )
+    attribution_days = models.PositiveSmallIntegerField(
+        default=14, validators=[MinValueValidator(1), MaxValueValidator(90)]
+    )
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        indexes = [models.Index(fields=["business", "status"], name="campaign_business_status")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from .rules import campaign_validate
+
+        campaign_validate(self, for_activation=self.status == CampaignStatus.ACTIVE)
+
+    def step(self, send_number: int) -> dict:
+        """Title, body and reward of a send number, falling back to send 1's where empty."""
+        base = {"title": self.title, "body": self.body, "reward": self.reward or {}}
+        if send_number <= 1:
+            return base
+        extra = (self.escalation or [])[send_number - 2 : send_number - 1]
+        override = extra[0] if extra else {}
+        return {
+            "title": override.get("title") or base["title"],
+            "body": override.get("body") or base["body"],
+            "reward": override.get("reward") if override.get("reward") is not None else base["reward"],
+        }
+
+
+class Arm(models.TextChoices):
+    A = "a", "A"
+    B = "b", "B"
+    CONTROL = "control", "Control"
+
+
+class SendOutcome(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    CONTROL = "control", "Held out (control)"
+    SENT = "sent", "Sent"
+    RETURNED = "returned", "Returned before send"
+    SKIPPED = "skipped", "Skipped (no reachable channel)"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    # Another campaign with a longer threshold won this member tonight (the frequency cap).
+    CAPPED = "capped", "Capped by another campaign"
+
+
+# Rows that are not a message to the member: they take no send number and space nothing.
+NOT_COUNTED = (SendOutcome.CANCELLED, SendOutcome.CAPPED)
+
+
+class EvaluationRun(models.Model):
+    """One nightly evaluation of a business for one local date. Its unique key is the lock: a
+    second evaluation of the same date waits on the insert, then finds it taken and writes nothing."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="evaluation_runs")
+    local_date = models.DateField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    campaigns = models.PositiveIntegerField(default=0)
+    sends = models.PositiveIntegerField(default=0)
+    deliveries = models.PositiveIntegerField(default=0)
+    # Per campaign id: {"selected", "capped", "control", "sends", "deliveries", "rewards"}.
+    stats = models.JSONField(default=dict, blank=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["business", "local_date"], name="run_unique_local_date")]
+
+    def __str__(self) -> str:
+        return f"{self.business_id} · {self.local_date}"
+
+
+class CampaignSend(models.Model):
+    """A campaign's message to one member on one night (or a control hold-out)."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    # No FK constraints here: the night inserts millions of rows set-based, and PostgreSQL's
+    # deferred FK checks at COMMIT cost more than the insert itself (../shared/PERF.md).
+    campaign = models.ForeignKey(Campaign, on_delete=models.DO_NOTHING, related_name="sends", db_constraint=False)
+    member = models.ForeignKey(Member, on_delete=models.DO_NOTHING, related_name="campaign_sends", db_constraint=False)
+    run = models.ForeignKey(EvaluationRun, on_delete=models.DO_NOTHING, null=True, db_constraint=False)
+    send_number = models.PositiveSmallIntegerField()
+    arm = models.CharField(max_length=10, choices=Arm.choices, default=Arm.A)
+    local_date = models.DateField()
+    outcome = models.CharField(max_length=12, choices=SendOutcome.choices, default=SendOutcome.SCHEDULED)
+    created_at = models.DateTimeField()
+    opened_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [
+            # With the spacing rule and the unique run per night, a rerun writes nothing new.
+            models.UniqueConstraint(
+                fields=["campaign", "member", "send_number"],
+                condition=~Q(outcome__in=["cancelled", "capped"]),
+                name="send_unique_number",
+            ),
+        ]
+        indexes = [
+            # Spacing and max sends: a member's sends of one campaign.
+            models.Index(fields=["campaign", "member"], name="send_campaign_member"),
+            # The business-wide frequency cap: a member's recent sends of any campaign.
+            models.Index(fields=["business", "member", "local_date"], name="send_business_member_date"),
+            models.Index(fields=["run", "campaign"], name="send_run_campaign"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} → {self.member_id} #{self.send_number}"

@@ -1,0 +1,120 @@
+"""Every write on campaigns: drafts, activation, pause and resume, archive, duplicate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from members.models import Business, RewardStatus, WalletReward
+
+from .models import Campaign, CampaignSend, CampaignStatus, SendOutcome
+
+EDITABLE_FIELDS = (
+    "type", "name", "description", "inactivity_days", "max_sends", "title", "body", "reward", "escalation",
+    "channels", "conditions", "ab_enabled", "variant_b_title", "variant_b_body", "ab_share_b", "control_share",
+    "send_at", "include_weekends", "pacing", "skip_if_returned", "attribution_days",
+)  # fmt: skip
+
+
+def campaign_build(*, business: Business, data: dict, campaign: Campaign | None = None) -> Campaign:
+    """An unsaved campaign with ``data`` applied (for previews and the audience count)."""
+    campaign = campaign or Campaign(business=business)
+    unknown = set(data) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not campaign fields: {', '.join(sorted(unknown))}")
+    for name, value in data.items():
+        setattr(campaign, name, value)
+    return campaign
+
+
+@transaction.atomic
+def campaign_save(*, business: Business, data: dict, campaign: Campaign | None = None, user=None) -> Campaign:
+    """Create or update a campaign (a draft as it is built, or an active one: it takes effect
+    from the next night). Validated as a draft, or fully when it is active."""
+    campaign = campaign_build(business=business, data=data, campaign=campaign)
+    if campaign.pk is None:
+        campaign.created_by = user
+    campaign.full_clean(exclude=["business", "created_by"])
+    campaign.save()
+    return campaign
+
+
+@transaction.atomic
+def campaign_activate(*, campaign: Campaign, now: datetime | None = None) -> Campaign:
+    """The only way out of draft: every step validated again. New campaigns start checking from
+    the next local midnight after activation."""
+    now = now or timezone.now()
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status == CampaignStatus.ARCHIVED:
+        raise ValidationError("An archived campaign cannot be activated; duplicate it instead.")
+    campaign.status = CampaignStatus.ACTIVE
+    campaign.full_clean(exclude=["business", "created_by"])
+    if campaign.activated_at is None:
+        campaign.activated_at = now
+    campaign.paused_at = None
+    campaign.save()
+    return campaign
+
+
+def _cancel_pending(*, campaign: Campaign, now: datetime) -> int:
+    """Cancel every delivery not yet sending, their sends and the rewards offered with them."""
+    from notifications.models import PENDING, Delivery, DeliveryStatus
+
+    cancelled = Delivery.objects.filter(campaign_id=campaign.pk, status__in=PENDING).update(
+        status=DeliveryStatus.CANCELLED, updated_at=now, last_error="Campaign paused"
+    )
+    # A send none of whose deliveries went out is cancelled: it does not count toward max sends.
+    went_out = Delivery.objects.filter(send_id=OuterRef("pk")).exclude(status=DeliveryStatus.CANCELLED)
+    sends = CampaignSend.objects.filter(campaign_id=campaign.pk, outcome=SendOutcome.SCHEDULED).exclude(
+        Exists(went_out)
+    )
+    WalletReward.objects.filter(send__in=sends.values("pk"), status=RewardStatus.OFFERED).update(
+        status=RewardStatus.CANCELLED
+    )
+    sends.update(outcome=SendOutcome.CANCELLED)
+    return cancelled
+
+
+@transaction.atomic
+def campaign_pause(*, campaign: Campaign, now: datetime | None = None) -> int:
+    """Pause at once: every send not yet made is cancelled. Returns the deliveries cancelled."""
+    now = now or timezone.now()
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status != CampaignStatus.ACTIVE:
+        return 0
+    campaign.status = CampaignStatus.PAUSED
+    campaign.paused_at = now
+    campaign.save(update_fields=["status", "paused_at", "updated_at"])
+    return _cancel_pending(campaign=campaign, now=now)
+
+
+@transaction.atomic
+def campaign_resume(*, campaign: Campaign) -> Campaign:
+    """Resume: nothing is re-queued retroactively; the next night decides."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status != CampaignStatus.PAUSED:
+        return campaign
+    return campaign_activate(campaign=campaign)
+
+
+@transaction.atomic
+def campaign_archive(*, campaign: Campaign, now: datetime | None = None) -> Campaign:
+    now = now or timezone.now()
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status == CampaignStatus.ACTIVE:
+        _cancel_pending(campaign=campaign, now=now)
+    campaign.status = CampaignStatus.ARCHIVED
+    campaign.archived_at = now
+    campaign.save(update_fields=["status", "archived_at", "updated_at"])
+    return campaign
+
+
+def campaign_duplicate(*, campaign: Campaign, user=None) -> Campaign:
+    """A draft copy with every setting, named “… (copy)”."""
+    data = {name: getattr(campaign, name) for name in EDITABLE_FIELDS}
+    data["name"] = f"{campaign.name} (copy)"[:120]
+    return campaign_save(business=campaign.business, data=data, user=user)

@@ -1,0 +1,122 @@
+"""The delivery outbox: the database, not the broker, is the source of truth."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django_scopes import ScopedManager
+
+from campaigns.models import Campaign, CampaignSend
+from members.models import CHANNELS, Business, Member
+
+CHANNEL_CHOICES = [
+    (c, {"push": "Web push", "sms": "SMS", "whatsapp": "WhatsApp", "email": "Email"}[c]) for c in CHANNELS
+]
+
+
+class DeliveryStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    QUEUED = "queued", "Queued"  # claimed by the dispatcher, handed to a worker
+    SENDING = "sending", "Sending"  # a worker is talking to the provider
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    OPENED = "opened", "Opened"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    SKIPPED = "skipped", "Skipped"
+    # The worker died while the provider may have accepted it: never resent, counted and visible.
+    UNCONFIRMED = "unconfirmed", "Unconfirmed"
+
+
+PENDING = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED)
+
+
+class Delivery(models.Model):
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    send = models.ForeignKey(CampaignSend, on_delete=models.DO_NOTHING, related_name="deliveries", db_constraint=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    member = models.ForeignKey(Member, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False)
+    channel = models.CharField(max_length=10, choices=CHANNEL_CHOICES)
+    status = models.CharField(max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.SCHEDULED)
+    scheduled_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True, default="")
+    provider_id = models.CharField(max_length=120, blank=True, default="")
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["send", "channel"], name="delivery_unique_channel")]
+        indexes = [
+            # The dispatcher's claim: due scheduled deliveries, oldest first.
+            models.Index(fields=["scheduled_at"], condition=Q(status="scheduled"), name="delivery_due"),
+            # Lease expiry sweep.
+            models.Index(
+                fields=["lease_expires_at"], condition=Q(status__in=["queued", "sending"]), name="delivery_leased"
+            ),
+            # Pausing a campaign; the campaign page's deliveries list.
+            models.Index(fields=["business", "campaign", "status"], name="delivery_campaign_status"),
+            models.Index(fields=["provider_id"], condition=~Q(provider_id=""), name="delivery_provider_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} → {self.member_id} ({self.status})"
+
+
+class DeliveryEvent(models.Model):
+    """The status history of a delivery."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events", db_constraint=False)
+    status = models.CharField(max_length=12, choices=DeliveryStatus.choices)
+    at = models.DateTimeField()
+    detail = models.CharField(max_length=500, blank=True, default="")
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        indexes = [models.Index(fields=["delivery", "at"], name="delivery_event_delivery")]
+
+
+class PushSubscription(models.Model):
+    """A member's Web Push subscription (one per browser or device)."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.URLField(max_length=1000)
+    p256dh = models.CharField(max_length=200)
+    auth = models.CharField(max_length=100)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "endpoint"], name="push_unique_endpoint")]
+        indexes = [models.Index(fields=["business", "member"], name="push_business_member")]
+
+
+class RecordedMessage(models.Model):
+    """What the recording backend would have sent (development, tests, channels not set up)."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    delivery = models.ForeignKey(Delivery, on_delete=models.SET_NULL, null=True, blank=True, db_constraint=False)
+    channel = models.CharField(max_length=10, choices=CHANNEL_CHOICES)
+    to = models.CharField(max_length=1000)
+    title = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    provider_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        indexes = [models.Index(fields=["business", "-created_at"], name="recorded_business_recent")]
