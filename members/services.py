@@ -71,6 +71,7 @@ def member_create(
     birthday: date | None = None,
     joined_on: date | None = None,
     card_code: str | None = None,
+    timezone_name: str = "",
     consents: dict[str, bool] | None = None,
     consent_source: str = ConsentSource.STAFF,
     at: datetime | None = None,
@@ -85,6 +86,7 @@ def member_create(
         email=(email or "").strip().lower(),
         birthday=birthday,
         joined_on=joined_on or timezone.localdate(at, business.tzinfo),
+        timezone=timezone_name,
     )
     if card_code:
         member.card_code = card_code.strip().upper()

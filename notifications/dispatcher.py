@@ -314,6 +314,7 @@ def _send_chunk(chunk, now_fn, backends, backend_cache, subscriptions, rewards, 
     claimed = set(
         Delivery.objects.filter(claim_token=token, status=DeliveryStatus.SENDING).values_list("id", flat=True)
     )
+    _events([(d.pk, d.business_id) for d in chunk if d.pk in claimed], DeliveryStatus.SENDING, now)
     sent: dict[int, str] = {}
     transient: list[tuple[Delivery, TransientSendError]] = []
     permanent: list[tuple[Delivery, PermanentSendError]] = []
