@@ -201,5 +201,53 @@ def demo_seed(*, password: str, now: datetime | None = None) -> list[DemoResult]
                     if getattr(m, f"consent_{c}")
                 )
                 members_recompute_totals(business=business)
+                _demo_campaigns(business=business, owner=owner, now=now)
         results.append(DemoResult(True, business, len(members), len(visits)))
     return results
+
+
+def _demo_campaigns(*, business: Business, owner, now: datetime) -> None:
+    """Two active win-back campaigns (14 and 30 days) with three past nights of history, and a draft."""
+    from campaigns import engine
+    from campaigns.models import Campaign
+    from notifications import dispatcher
+
+    common = {"business": business, "created_by": owner, "channels": ["sms", "email", "whatsapp"],
+              "activated_at": now - timedelta(days=60), "status": "active"}  # fmt: skip
+    Campaign.objects.create(
+        name="We miss you (14 days)",
+        inactivity_days=14,
+        max_sends=2,
+        title="We miss you, {first_name}!",
+        body="It has been {days_away} days. Come back to {business} this week for {reward}.",
+        reward={"kind": "bonus_stamps", "count": 2, "expiry_days": 30},
+        escalation=[
+            {
+                "title": "Still thinking of you",
+                "body": "{reward} at {business}, just for you.",
+                "reward": {"kind": "discount", "percent": 20, "expiry_days": 14},
+            }
+        ],  # fmt: skip
+        **common,
+    )
+    Campaign.objects.create(
+        name="Long time no see (30 days)",
+        inactivity_days=30,
+        title="Your table is waiting, {first_name}",
+        body="Show this message at {business} for {reward}.",
+        reward={"kind": "free_item", "item": "coffee", "expiry_days": 30},
+        ab_enabled=True,
+        variant_b_title="A free coffee for you, {first_name}",
+        variant_b_body="{business} misses you: {reward} this week.",
+        control_share=10,
+        **common,
+    )
+    Campaign.objects.create(business=business, created_by=owner, name="Birthday-season draft", inactivity_days=60,
+                            title="", body="", channels=["email"])  # fmt: skip
+    today = timezone.localdate(now, business.tzinfo)
+    for back in (3, 2, 1):
+        day = today - timedelta(days=back)
+        engine.business_evaluate(business=business, local_date=day, now=engine.local_day_start(day, business.tzinfo))
+    dispatcher.dispatch_due(
+        now=now, enqueue=lambda _business_id, ids: dispatcher.deliveries_send(delivery_ids=ids, now_fn=lambda: now)
+    )
