@@ -18,5 +18,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("invite/<str:token>/", member_views.invitation_accept, name="invitation-accept"),
     path("admin/", admin.site.urls),
+    path("api/", include("winback.api_urls")),
+    path("", include("campaigns.urls")),
     path("", include("members.urls")),
 ]
