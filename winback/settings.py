@@ -161,12 +161,49 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
+# The REST API (winback/api.py): authentication, permissions and the business scope are set per
+# base view; these are the defaults every API view shares.
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "winback.api.WinbackAutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: every answer, errors included, has the one documented shape (browse at /api/docs/).
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Pagination (winback.api.Cursor) and throttles (winback.api.ScopedThrottle) are set on the
+    # base views: naming them here would import winback.api while DRF itself is being imported.
+    "DEFAULT_THROTTLE_RATES": {
+        "member": env.str("API_RATE_MEMBER", default="600/min"),
+        "pos": env.str("API_RATE_POS", default="6000/min"),
+        "manager": env.str("API_RATE_MANAGER", default="600/min"),
+        "sign_in": env.str("API_RATE_SIGN_IN", default="30/min"),  # per client address
+        "login": env.str("API_RATE_LOGIN", default="10/min"),  # per client address
+    },
+    # Throttles key on REMOTE_ADDR, never on a client-supplied X-Forwarded-For; behind N trusted
+    # proxies that append to X-Forwarded-For, set API_NUM_PROXIES=N.
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
+    "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 (or a CORS preflight)
+    "EXCEPTION_HANDLER": "winback.api.exception_handler",
 }
+# CORS is closed by default: only these origins (the member web app's) get CORS headers.
+API_CORS_ALLOWED_ORIGINS = env.list("API_CORS_ALLOWED_ORIGINS", default=[])
 SPECTACULAR_SETTINGS = {
     "TITLE": "Winback API",
+    "DESCRIPTION": (
+        "The member wallet app (`Authorization: Bearer wbm_…`), point-of-sale systems "
+        "(`Authorization: Bearer wbk_…`) and campaign management by owners and managers "
+        "(session or `Authorization: Token …`; `X-Business: <slug>` picks one of several businesses). "
+        'Every error is `{"error": {"code", "message", "fields"}}`.'
+    ),
     "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": ["push", "sms", "whatsapp", "email"],
+        "VisitKindEnum": "members.models.VisitKind",
+        "RewardKindEnum": "members.models.RewardKind",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -1,0 +1,305 @@
+"""Credentials of the API: the member app's one-time codes and tokens, point-of-sale keys.
+
+Secrets are random, shown once, and stored only as digests: tokens and keys as SHA-256 (they
+carry 256 bits, so a plain hash is enough), six-digit codes as an HMAC keyed by ``SECRET_KEY``
+(a plain hash of a six-digit code is reversed in a millisecond). Phones, emails and client
+addresses kept for the rate limits are keyed hashes too. Nothing here logs a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+from django_scopes import scopes_disabled
+
+from .models import ApiKey, Business, Member, MemberStatus, MemberToken, OneTimeCode
+from .services import phone_normalise
+
+CODE_TTL = timedelta(minutes=10)
+CODE_MAX_ATTEMPTS = 5  # wrong guesses before a code is dead
+CODES_PER_IDENTIFIER = 5  # per CODE_LIMIT_WINDOW
+CODES_PER_CLIENT = 20  # per CODE_LIMIT_WINDOW, across identifiers
+CODE_LIMIT_WINDOW = timedelta(hours=1)
+MEMBER_TOKEN_TTL = timedelta(days=180)
+LAST_USED_GRANULARITY = timedelta(minutes=15)  # not a write on every request
+
+MEMBER_TOKEN_PREFIX = "wbm_"
+API_KEY_PREFIX = "wbk_"
+
+
+class CodeRateLimited(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__("too many codes requested")
+        self.retry_after = retry_after
+
+
+class CodeInvalid(Exception):
+    """Wrong, expired, used or unknown: the caller is not told which."""
+
+
+def _keyed_digest(purpose: str, value: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def secret_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def identifier_normalise(*, business: Business, phone: str = "", email: str = "") -> tuple[str, str]:
+    """(channel, value): an E.164 phone (read in the business's country) or a lower-cased email."""
+    if phone:
+        try:
+            return "sms", phone_normalise(phone, region=business.country)
+        except ValidationError as exc:
+            raise ValidationError({"phone": exc.messages}) from None
+    return "email", email.strip().lower()
+
+
+def _identifier_digest(business: Business, value: str) -> str:
+    return _keyed_digest(f"identifier:{business.pk}", value)
+
+
+# --- one-time codes ------------------------------------------------------------------------------
+
+
+@dataclass
+class CodeRequest:
+    code: OneTimeCode
+    sent: bool
+
+
+@sensitive_variables("code")
+def code_request(
+    *, business: Business, phone: str = "", email: str = "", client_ip: str, now: datetime | None = None
+) -> CodeRequest:
+    """Send a sign-in code to the active member with this phone or email, if there is one.
+
+    Rate-limited per identifier and per client address from the rows themselves (so the limits
+    hold across processes and cannot be reset by a header): raises ``CodeRateLimited``.
+    """
+    from notifications.channels import Message, backend_for
+
+    now = now or timezone.now()
+    channel, value = identifier_normalise(business=business, phone=phone, email=email)
+    identifier = _identifier_digest(business, value)
+    ip = _keyed_digest("ip", client_ip or "unknown")
+    since = now - CODE_LIMIT_WINDOW
+    with scopes_disabled():  # the per-client limit counts requests to every business
+        per_client = OneTimeCode.objects.filter(ip_digest=ip, created_at__gt=since)
+        oldest_client = per_client.order_by("created_at").values_list("created_at", flat=True)
+        if per_client.count() >= CODES_PER_CLIENT:
+            raise CodeRateLimited(_retry_after(oldest_client[0], now))
+    per_identifier = OneTimeCode.objects.filter(business=business, identifier_digest=identifier, created_at__gt=since)
+    if per_identifier.count() >= CODES_PER_IDENTIFIER:
+        first = per_identifier.order_by("created_at").values_list("created_at", flat=True)[0]
+        raise CodeRateLimited(_retry_after(first, now))
+
+    lookup = {"phone": value} if channel == "sms" else {"email": value}
+    member = (
+        Member.objects.filter(business=business, status=MemberStatus.ACTIVE, **lookup).order_by("pk").first()
+        if value
+        else None
+    )
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    row = OneTimeCode.objects.create(
+        business=business,
+        member=member,
+        identifier_digest=identifier,
+        ip_digest=ip,
+        channel=channel,
+        # Without a member the row only counts for the limits: no code can ever match it.
+        code_digest=_keyed_digest(f"code:{identifier}", code) if member else "",
+        created_at=now,
+        expires_at=now + CODE_TTL,
+    )
+    if member is None:
+        return CodeRequest(code=row, sent=False)
+    minutes = int(CODE_TTL.total_seconds() // 60)
+    message = Message(
+        delivery_id=None,
+        business_id=business.pk,
+        member_id=member.pk,
+        channel=channel,
+        to=value,
+        title=f"Your {business.name} sign-in code",
+        body=f"{code} is your {business.name} sign-in code. It expires in {minutes} minutes.",
+        extra={"purpose": "sign_in"},
+    )
+    backend = backend_for(message.channel, business=business)
+    # Sent after commit: a rolled-back request sends no code.
+    transaction.on_commit(lambda: (backend.send(message), backend.flush()))
+    return CodeRequest(code=row, sent=True)
+
+
+def _retry_after(oldest: datetime, now: datetime) -> int:
+    return max(1, int((oldest + CODE_LIMIT_WINDOW - now).total_seconds()) + 1)
+
+
+@dataclass
+class IssuedToken:
+    token: MemberToken
+    secret: str
+
+
+@sensitive_variables("code", "secret")
+def code_exchange(
+    *,
+    business: Business,
+    phone: str = "",
+    email: str = "",
+    code: str,
+    device_name: str = "",
+    now: datetime | None = None,
+) -> IssuedToken:
+    """Exchange the newest open code of this phone or email for a member token, exactly once.
+
+    Every wrong guess uses up one of the code's attempts; raises ``CodeInvalid`` for a wrong,
+    expired, used or exhausted code alike.
+    """
+    now = now or timezone.now()
+    try:
+        _, value = identifier_normalise(business=business, phone=phone, email=email)
+    except ValidationError:
+        raise CodeInvalid() from None
+    identifier = _identifier_digest(business, value)
+    row = (
+        OneTimeCode.objects.filter(
+            business=business,
+            identifier_digest=identifier,
+            used_at__isnull=True,
+            expires_at__gt=now,
+            member__isnull=False,
+        )
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if row is None:
+        raise CodeInvalid()
+    # Count the attempt first, conditionally: concurrent guesses cannot exceed the limit.
+    counted = OneTimeCode.objects.filter(pk=row.pk, used_at__isnull=True, attempts__lt=CODE_MAX_ATTEMPTS).update(
+        attempts=F("attempts") + 1
+    )
+    if not counted:
+        raise CodeInvalid()
+    expected = _keyed_digest(f"code:{identifier}", (code or "").strip())
+    if not hmac.compare_digest(expected, row.code_digest):
+        raise CodeInvalid()
+    with transaction.atomic():
+        # Single use: of two exchanges of one code at once, one marks it used.
+        if not OneTimeCode.objects.filter(pk=row.pk, used_at__isnull=True).update(used_at=now):
+            raise CodeInvalid()
+        member = Member.objects.filter(pk=row.member_id, status=MemberStatus.ACTIVE).first()
+        if member is None:
+            raise CodeInvalid()
+        return member_token_issue(member=member, device_name=device_name, now=now)
+
+
+# --- member tokens -------------------------------------------------------------------------------
+
+
+@sensitive_variables("secret")
+def member_token_issue(*, member: Member, device_name: str = "", now: datetime | None = None) -> IssuedToken:
+    now = now or timezone.now()
+    secret = MEMBER_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = MemberToken.objects.create(
+        business_id=member.business_id,
+        member=member,
+        digest=secret_digest(secret),
+        device_name=(device_name or "").strip()[:100],
+        created_at=now,
+        expires_at=now + MEMBER_TOKEN_TTL,
+    )
+    return IssuedToken(token=token, secret=secret)
+
+
+@sensitive_variables("secret")
+def member_token_authenticate(*, secret: str, now: datetime | None = None) -> MemberToken | None:
+    """The live token with this secret, with its member and business; None otherwise.
+
+    Runs before any scope exists: the token is the capability that names the business.
+    """
+    now = now or timezone.now()
+    with scopes_disabled():
+        token = (
+            MemberToken.objects.select_related("member", "member__business")
+            .filter(digest=secret_digest(secret), revoked_at__isnull=True, expires_at__gt=now)
+            .first()
+        )
+        if token is None or token.member.status != MemberStatus.ACTIVE or not token.member.business.is_active:
+            return None
+        if token.last_used_at is None or token.last_used_at < now - LAST_USED_GRANULARITY:
+            MemberToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+def member_token_revoke(*, token: MemberToken, now: datetime | None = None) -> bool:
+    now = now or timezone.now()
+    return bool(MemberToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now))
+
+
+def member_tokens_revoke_all(*, member: Member, now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    return MemberToken.objects.filter(member=member, revoked_at__isnull=True).update(revoked_at=now)
+
+
+# --- point-of-sale keys --------------------------------------------------------------------------
+
+
+@dataclass
+class IssuedKey:
+    key: ApiKey
+    secret: str
+
+
+@sensitive_variables("secret")
+def api_key_create(
+    *, business: Business, name: str, created_by=None, expires_in_days: int | None = None, now: datetime | None = None
+) -> IssuedKey:
+    now = now or timezone.now()
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Name the key (for example “Front counter till”)."})
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        business=business,
+        name=name[:100],
+        prefix=secret[:10],
+        digest=secret_digest(secret),
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    return IssuedKey(key=key, secret=secret)
+
+
+@sensitive_variables("secret")
+def api_key_authenticate(*, secret: str, now: datetime | None = None) -> ApiKey | None:
+    now = now or timezone.now()
+    with scopes_disabled():  # the key is the capability that names the business
+        key = (
+            ApiKey.objects.select_related("business")
+            .filter(digest=secret_digest(secret), revoked_at__isnull=True, business__is_active=True)
+            .first()
+        )
+        if key is None or (key.expires_at is not None and key.expires_at <= now):
+            return None
+        if key.last_used_at is None or key.last_used_at < now - LAST_USED_GRANULARITY:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key
+
+
+def api_key_revoke(*, key: ApiKey, now: datetime | None = None) -> ApiKey:
+    now = now or timezone.now()
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    key.refresh_from_db(fields=["revoked_at"])
+    return key

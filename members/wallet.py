@@ -1,0 +1,238 @@
+"""The member's wallet and inbox: claiming a campaign's reward, opening a message, redeeming at
+the counter, and the reads the member app shows.
+
+``reward_claim`` is the one way a reward offered with a campaign send reaches the wallet, used by
+the app's open (the API) and by the open link's page alike, exactly once per send whatever runs
+concurrently: the reward row is locked, and every change is a conditional update.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, Max, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+
+from .models import Member, RewardKind, RewardStatus, VisitKind, VisitSource, WalletReward
+from .services import visit_record
+
+CREDITED_KINDS = (RewardKind.BONUS_STAMPS, RewardKind.BONUS_POINTS)  # straight onto the card
+COUNTER_KINDS = (RewardKind.FREE_ITEM, RewardKind.DISCOUNT)  # handed over at the counter: a ledger entry
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I: read aloud and typed at the counter
+WALLET_STATUSES = (RewardStatus.AVAILABLE, RewardStatus.REDEEMED, RewardStatus.EXPIRED)
+
+
+class RewardNotRedeemable(ValidationError):
+    """Already redeemed, expired, or never claimed: nothing changed. ``code`` says which."""
+
+
+def reward_code_new() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+
+
+@transaction.atomic
+def reward_claim(*, send, at: datetime) -> WalletReward | None:
+    """Claim the reward offered with ``send`` into the member's wallet, exactly once.
+
+    Bonus stamps and points are credited as one ``campaign_reward`` ledger entry (idempotency key
+    ``claim:<send>``) and the reward is done (``redeemed``); a free item, a discount or a badge
+    becomes ``available`` with its own single-use code and keeps its expiry. An offer past its
+    expiry lapses (``expired``). Returns the reward as it stands, or None when the send carries
+    none. A second claim, concurrent or not, changes nothing.
+    """
+    reward = WalletReward.objects.select_for_update().filter(send_id=send.pk).first()
+    if reward is None or reward.status != RewardStatus.OFFERED:
+        return reward
+    offered = WalletReward.objects.filter(pk=reward.pk, status=RewardStatus.OFFERED)
+    if reward.expires_at is not None and reward.expires_at <= at:
+        offered.update(status=RewardStatus.EXPIRED)
+        reward.status = RewardStatus.EXPIRED
+        return reward
+
+    if reward.kind in CREDITED_KINDS:
+        count = int((reward.details or {}).get("count") or 0)
+        # The conditional update is the claim; the ledger key keeps a retry from crediting twice.
+        if not offered.update(status=RewardStatus.REDEEMED, claimed_at=at, redeemed_at=at):
+            reward.refresh_from_db()
+            return reward
+        member = Member.objects.get(pk=reward.member_id)
+        visit_record(
+            member=member,
+            kind=VisitKind.CAMPAIGN_REWARD,
+            stamps=count if reward.kind == RewardKind.BONUS_STAMPS else 0,
+            points=count if reward.kind == RewardKind.BONUS_POINTS else 0,
+            occurred_at=at,
+            source=VisitSource.CAMPAIGN,
+            idempotency_key=f"claim:{send.pk}",
+            note=reward.title[:200],
+        )
+        reward.status, reward.claimed_at, reward.redeemed_at = RewardStatus.REDEEMED, at, at
+        return reward
+
+    for _ in range(5):
+        code = reward_code_new()
+        try:
+            with transaction.atomic():
+                claimed = offered.update(status=RewardStatus.AVAILABLE, claimed_at=at, code=code)
+        except IntegrityError:
+            continue  # the code is another reward's in this business: draw again
+        if not claimed:
+            reward.refresh_from_db()
+            return reward
+        reward.status, reward.claimed_at, reward.code = RewardStatus.AVAILABLE, at, code
+        return reward
+    raise RuntimeError("could not draw a unique reward code")
+
+
+@dataclass
+class Opened:
+    send: object
+    reward: WalletReward | None
+    first_open: bool
+
+
+@transaction.atomic
+def inbox_open(*, send, at: datetime) -> Opened:
+    """The member opened a message: mark the send and its sent deliveries opened (once), and
+    claim its reward. Safe to repeat and to run concurrently."""
+    from campaigns.models import CampaignSend
+    from notifications.models import Delivery, DeliveryEvent, DeliveryStatus
+
+    first = bool(CampaignSend.objects.filter(pk=send.pk, opened_at__isnull=True).update(opened_at=at))
+    if first:
+        send.opened_at = at
+        went_out = Delivery.objects.filter(
+            send_id=send.pk, status__in=[DeliveryStatus.SENT, DeliveryStatus.DELIVERED]
+        ).select_for_update()
+        ids = list(went_out.values_list("pk", flat=True))
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(status=DeliveryStatus.OPENED, updated_at=at)
+            DeliveryEvent.objects.bulk_create(
+                DeliveryEvent(business_id=send.business_id, delivery_id=pk, status=DeliveryStatus.OPENED, at=at)
+                for pk in ids
+            )
+    else:
+        send.opened_at = CampaignSend.objects.filter(pk=send.pk).values_list("opened_at", flat=True).get()
+    return Opened(send=send, reward=reward_claim(send=send, at=at), first_open=first)
+
+
+@transaction.atomic
+def reward_redeem(*, code: str, at: datetime, recorded_by=None, source: str = VisitSource.API) -> WalletReward:
+    """Redeem an available reward at the counter by its code (in the current business), once.
+
+    Raises ``WalletReward.DoesNotExist`` for a code this business never issued, and
+    ``RewardNotRedeemable`` (code ``already_redeemed``, ``expired`` or ``not_available``) without
+    changing anything. A free item or a discount is recorded as a ``redemption`` ledger entry (the
+    member was at the counter); it is not a purchase and moves no balance.
+    """
+    code = (code or "").strip().upper()
+    if not code or "\x00" in code:
+        raise WalletReward.DoesNotExist()
+    reward = WalletReward.objects.select_for_update().select_related("member").get(code=code)
+    if reward.status == RewardStatus.REDEEMED:
+        raise RewardNotRedeemable("This reward was already redeemed.", code="already_redeemed")
+    if reward.status == RewardStatus.EXPIRED or (
+        reward.status == RewardStatus.AVAILABLE and reward.expires_at is not None and reward.expires_at <= at
+    ):
+        raise RewardNotRedeemable("This reward has expired.", code="expired")
+    if reward.status != RewardStatus.AVAILABLE:
+        raise RewardNotRedeemable("This reward is not in the wallet.", code="not_available")
+    if not WalletReward.objects.filter(pk=reward.pk, status=RewardStatus.AVAILABLE).update(
+        status=RewardStatus.REDEEMED, redeemed_at=at
+    ):
+        raise RewardNotRedeemable("This reward was already redeemed.", code="already_redeemed")
+    reward.status, reward.redeemed_at = RewardStatus.REDEEMED, at
+    if reward.kind in COUNTER_KINDS:
+        visit_record(
+            member=reward.member,
+            kind=VisitKind.REDEMPTION,
+            occurred_at=at,
+            recorded_by=recorded_by,
+            source=source,
+            idempotency_key=f"redeem:{reward.pk}",
+            note=f"Redeemed {reward.title}"[:200],
+        )
+    return reward
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+
+def reward_effective_status(reward: WalletReward, *, now: datetime) -> str:
+    """An available reward past its expiry reads as expired (nothing writes it on a read)."""
+    if (
+        reward.status in (RewardStatus.AVAILABLE, RewardStatus.OFFERED)
+        and reward.expires_at
+        and reward.expires_at <= now
+    ):
+        return RewardStatus.EXPIRED
+    return reward.status
+
+
+def wallet_rewards(*, member: Member, status: str = "", now: datetime | None = None) -> QuerySet[WalletReward]:
+    """The member's wallet: claimed rewards (available, redeemed, expired). Offers are not in it."""
+    now = now or timezone.now()
+    rewards = WalletReward.objects.filter(member=member, status__in=WALLET_STATUSES)
+    live = Q(status=RewardStatus.AVAILABLE) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    if status == RewardStatus.AVAILABLE:
+        rewards = rewards.filter(live)
+    elif status == RewardStatus.EXPIRED:
+        rewards = rewards.filter(Q(status=RewardStatus.EXPIRED) | (Q(status=RewardStatus.AVAILABLE) & ~live))
+    elif status == RewardStatus.REDEEMED:
+        rewards = rewards.filter(status=RewardStatus.REDEEMED)
+    return rewards
+
+
+INBOX_HIDDEN = ("control", "capped", "cancelled")
+
+
+def inbox_sends(*, member: Member) -> QuerySet:
+    """The member's campaign messages (not control hold-outs, capped or cancelled rows), each
+    with its campaign, its reward and the member's last purchase before it (for ``{days_away}``)."""
+    from campaigns.models import CampaignSend
+    from members.models import Visit
+
+    last_purchase = (
+        Visit.objects.filter(
+            member_id=OuterRef("member_id"), kind=VisitKind.PURCHASE, occurred_at__lt=OuterRef("created_at")
+        )
+        .order_by()
+        .values("member_id")
+        .annotate(last=Max("occurred_at"))
+        .values("last")
+    )
+    return (
+        CampaignSend.objects.filter(member=member)
+        .exclude(outcome__in=INBOX_HIDDEN)
+        .select_related("campaign", "business")
+        .prefetch_related("rewards")
+        .annotate(purchase_before=Subquery(last_purchase, output_field=DateTimeField()))
+    )
+
+
+def inbox_message(send, *, member: Member) -> dict:
+    """Title and body as this member got them: the send's step and A/B variant, placeholders filled."""
+    from notifications.dispatcher import render
+
+    campaign = send.campaign
+    step = campaign.step(send.send_number)
+    title, body = step["title"], step["body"]
+    if send.arm == "b" and send.send_number == 1 and campaign.ab_enabled:
+        title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
+    rewards = list(send.rewards.all())
+    reward = rewards[0] if rewards else None
+    days_away = None
+    if send.purchase_before is not None:
+        tz = send.business.tzinfo
+        days_away = (send.local_date - send.purchase_before.astimezone(tz).date()).days
+    values = {
+        "first_name": member.first_name,
+        "business": send.business.name,
+        "reward": reward.title if reward else "",
+        "days_away": days_away,
+    }
+    return {"title": render(title, **values), "body": render(body, **values), "reward": reward}
