@@ -65,10 +65,14 @@ def local_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
 # --- the audience --------------------------------------------------------------------------------
 
 
-def campaign_audience_queryset(campaign: Campaign, *, local_date: date, has_sends: bool | None = None) -> QuerySet:
+def campaign_audience_queryset(
+    campaign: Campaign, *, local_date: date, has_sends: bool | None = None, contact_rules: bool = True
+) -> QuerySet:
     """Members due for ``campaign`` on ``local_date`` (saved or not), annotated with ``prior_sends``.
 
-    The wizard's live count, the dry run and the night all use this one selection.
+    The wizard's live count, the dry run and the night all use this one selection. Without
+    ``contact_rules`` it leaves out max sends, spacing and the frequency cap: every lapsed member
+    the campaign could ever reach.
     """
     business = campaign.business
     tz = business.tzinfo
@@ -78,7 +82,9 @@ def campaign_audience_queryset(campaign: Campaign, *, local_date: date, has_send
     members = Member.objects.filter(
         business_id=business.pk, status=MemberStatus.ACTIVE, last_purchase_at__lt=purchased_before
     )
-    if has_sends is None:
+    if not contact_rules:
+        has_sends = False
+    elif has_sends is None:
         has_sends = bool(campaign.pk) and CampaignSend.objects.filter(campaign_id=campaign.pk).exists()
     if has_sends:
         sends = (
@@ -100,8 +106,10 @@ def campaign_audience_queryset(campaign: Campaign, *, local_date: date, has_send
     members = members.filter(
         conditions_q(campaign.conditions, days_away_since=lambda n: local_day_start(local_date - timedelta(days=n), tz))
     )
-    members = members.filter(reachable_any_q(list(campaign.channels or [])))
-    if business.frequency_cap_days:
+    if campaign.channels:
+        # (A draft without channels yet counts every lapsed member: the wizard's trigger step.)
+        members = members.filter(reachable_any_q(list(campaign.channels)))
+    if business.frequency_cap_days and contact_rules:
         recent = CampaignSend.objects.filter(
             business_id=business.pk,
             member_id=OuterRef("pk"),
@@ -115,6 +123,8 @@ def campaign_audience_queryset(campaign: Campaign, *, local_date: date, has_send
 class Audience:
     count: int
     members: list[Member]
+    # Lapsed and reachable, but held back tonight by max sends, spacing or the frequency cap.
+    held_back: int = 0
     # Members by how long they have been away: {"14–29 days": n, …}.
     away: dict[str, int] = field(default_factory=dict)
 
@@ -124,8 +134,8 @@ AWAY_BUCKETS = [(0, 29, "under 30 days"), (30, 59, "30–59 days"), (60, 89, "60
 
 
 def campaign_audience(campaign: Campaign, *, local_date: date, limit: int = 10) -> Audience:
-    """How many members ``campaign`` would reach on ``local_date``, a page of them, and how long
-    they have been away. Three queries, whatever the number of members."""
+    """How many members ``campaign`` would reach on ``local_date``, a page of them, how long they
+    have been away, and how many more are held back. Four queries, whatever the number of members."""
     tz = campaign.business.tzinfo
     qs = campaign_audience_queryset(campaign, local_date=local_date)
     aggregates = {}
@@ -136,7 +146,8 @@ def campaign_audience(campaign: Campaign, *, local_date: date, limit: int = 10) 
     counts = qs.aggregate(total=Count("pk"), **aggregates)
     away = {label: counts[f"away_{i}"] for i, (_, _, label) in enumerate(AWAY_BUCKETS) if counts[f"away_{i}"]}
     page = list(qs.order_by("-last_purchase_at", "pk")[:limit]) if limit else []
-    return Audience(count=counts["total"], members=page, away=away)
+    lapsed = campaign_audience_queryset(campaign, local_date=local_date, contact_rules=False).count()
+    return Audience(count=counts["total"], members=page, away=away, held_back=max(lapsed - counts["total"], 0))
 
 
 # --- the night -----------------------------------------------------------------------------------
