@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import webhooks
+
+app_name = "notifications"
+
+urlpatterns = [
+    path("webhooks/twilio/status/", webhooks.twilio_status, name="twilio-status"),
+    path("webhooks/twilio/inbound/", webhooks.twilio_inbound, name="twilio-inbound"),
+    path("u/<str:token>/", webhooks.email_unsubscribe, name="email-unsubscribe"),
+]
