@@ -6,7 +6,9 @@ from .wizard import views as wizard
 app_name = "campaigns"
 
 urlpatterns = [
+    path("dashboard/", views.dashboard, name="dashboard"),
     path("campaigns/", views.campaign_list, name="campaign-list"),
+    path("campaigns/<int:campaign_id>/export.csv", views.campaign_export, name="campaign-export"),
     path("campaigns/new/", wizard.wizard_new, name="wizard-new"),
     path("campaigns/<int:campaign_id>/", views.campaign_detail, name="campaign-detail"),
     path("campaigns/<int:campaign_id>/edit/", wizard.wizard_resume, name="wizard-resume"),

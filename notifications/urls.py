@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import webhooks
+from . import views, webhooks
 
 app_name = "notifications"
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("webhooks/twilio/status/", webhooks.twilio_status, name="twilio-status"),
     path("webhooks/twilio/inbound/", webhooks.twilio_inbound, name="twilio-inbound"),
     path("u/<str:token>/", webhooks.email_unsubscribe, name="email-unsubscribe"),
+    path("m/<str:token>/", views.message_open, name="message-open"),
 ]

@@ -28,3 +28,8 @@ def reward_params(form, n):
 @register.filter
 def make_list_words(value: str) -> list[str]:
     return value.split()
+
+
+@register.filter
+def dictget(mapping, key):
+    return (mapping or {}).get(key, 0)
