@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, webhooks
+from . import views, wallet, webhooks
 
 app_name = "notifications"
 
@@ -9,4 +9,7 @@ urlpatterns = [
     path("webhooks/twilio/inbound/", webhooks.twilio_inbound, name="twilio-inbound"),
     path("u/<str:token>/", webhooks.email_unsubscribe, name="email-unsubscribe"),
     path("m/<str:token>/", views.message_open, name="message-open"),
+    path("w/sw.js", wallet.service_worker, name="wallet-sw"),
+    path("w/<slug:slug>/", wallet.wallet_page, name="wallet"),
+    path("w/<slug:slug>/manifest.webmanifest", wallet.wallet_manifest, name="wallet-manifest"),
 ]

@@ -200,3 +200,17 @@ if PRODUCTION:
 
 # Covering indexes (INCLUDE) exist on PostgreSQL; SQLite, the embedded default, ignores them.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
+# Web Push endpoints are accepted only on these push services' hosts (no SSRF through a forged
+# subscription). Tests widen it to their local fake push service.
+PUSH_SERVICE_HOSTS = env.list(
+    "PUSH_SERVICE_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        "push.services.mozilla.com",
+        "web.push.apple.com",
+        "*.notify.windows.com",
+        "*.push.apple.com",
+    ],
+)
