@@ -13,13 +13,11 @@ from members.models import Member
 from notifications.models import PushSubscription
 from tests.campaigns.helpers import at_local, deliveries, night
 from tests.conftest import business_make, campaign_make, member_make, visit_make
-from tests.fakes import FakePushService, FakeTwilio
+from tests.fakes import FakeTwilio
 from tests.notifications.test_dispatcher import run_dispatch
 
 D = date(2026, 3, 20)
 TOKEN = "test-auth-token-0123456789abcdef"
-VAPID_PRIVATE = "ZcOQat6KwzNmI9gpz7aN6_MqTeuRhhRwrNmdy2zFqhg"
-VAPID_PUBLIC = "BBQciPvgqclwSYMpqlQBLXMDbuc-c0U9q8mNqqE-3-4Eawyh3cZ0y2PRLSIM1sEpZNNtIyGr8JDfGCGHpAUstjs"
 
 
 @pytest.fixture
@@ -32,15 +30,6 @@ def twilio(settings):
         from notifications.channels.twilio import twilio_client
 
         twilio_client.cache_clear()
-        yield fake
-
-
-@pytest.fixture
-def push(settings):
-    with FakePushService(VAPID_PUBLIC) as fake:
-        settings.VAPID_PRIVATE_KEY = VAPID_PRIVATE
-        settings.VAPID_PUBLIC_KEY = VAPID_PUBLIC
-        settings.VAPID_SUBJECT = "mailto:ops@winback.example"
         yield fake
 
 

@@ -4,32 +4,21 @@ dispatcher, and a push service that decrypts the message (RFC 8291) and checks V
 import re
 from datetime import date, timedelta
 
-import pytest
 import time_machine
 from django_scopes import scope
 
 from notifications.models import PushSubscription, RecordedMessage
 from tests.campaigns.helpers import at_local, deliveries, night
 from tests.conftest import business_make, campaign_make, member_make, visit_make
-from tests.fakes import FakePushService
-from tests.notifications.test_channels import VAPID_PRIVATE, VAPID_PUBLIC
 from tests.notifications.test_dispatcher import run_dispatch
 
 D = date(2026, 3, 20)
 
 
-@pytest.fixture
-def push(settings):
-    with FakePushService(VAPID_PUBLIC) as fake:
-        settings.VAPID_PRIVATE_KEY = VAPID_PRIVATE
-        settings.VAPID_PUBLIC_KEY = VAPID_PUBLIC
-        settings.VAPID_SUBJECT = "mailto:ops@winback.example"
-        settings.PUSH_SERVICE_HOSTS = ["127.0.0.1"]  # the allowlist, widened to the local fake
-        yield fake
-
-
 def sign_in(client, business, phone):
-    client.post("/api/v1/member/auth/code/", {"business": business.slug, "phone": phone}, content_type="application/json")
+    client.post(
+        "/api/v1/member/auth/code/", {"business": business.slug, "phone": phone}, content_type="application/json"
+    )
     with scope(business=business.pk):
         body = RecordedMessage.objects.filter(to=phone).latest("id").body
     code = re.search(r"\b(\d{6})\b", body).group(1)
