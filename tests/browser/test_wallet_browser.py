@@ -1,6 +1,7 @@
 """The member web wallet in headless Chromium: sign in with a one-time code, the card and a
 reward, the service worker, and a push delivered through the DevTools protocol."""
 
+import json
 import re
 from datetime import timedelta
 
@@ -67,7 +68,7 @@ def test_a_member_signs_in_sees_card_and_reward_and_a_push_opens_the_message(pag
     link = open_url(delivery.pk)
     cdp.send("ServiceWorker.deliverPushMessage", {
         "origin": live_server.url, "registrationId": registration_id,
-        "data": '{"title": "We miss you, Wei!", "body": "A latte is waiting", "url": "%s"}' % link,
+        "data": json.dumps({"title": "We miss you, Wei!", "body": "A latte is waiting", "url": link}),
     })  # fmt: skip
 
     page.wait_for_function(
