@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, Window
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django_scopes import scopes_disabled
 
@@ -87,18 +87,20 @@ def campaign_audience_queryset(
     elif has_sends is None:
         has_sends = bool(campaign.pk) and CampaignSend.objects.filter(campaign_id=campaign.pk).exists()
     if has_sends:
-        sends = (
-            CampaignSend.objects.filter(campaign_id=campaign.pk, member_id=OuterRef("pk"))
-            .exclude(outcome__in=NOT_COUNTED)
-            .order_by()
-            .values("member_id")
+        sends = CampaignSend.objects.filter(campaign_id=campaign.pk, member_id=OuterRef("pk")).exclude(
+            outcome__in=NOT_COUNTED
+        )
+        # Spacing and max sends as NOT EXISTS, which PostgreSQL runs as anti-joins. Counted send
+        # numbers are always 1..k (cancelled and capped rows hold none), so "fewer than max
+        # sends" is "no send numbered max_sends or more". The count itself is only computed for
+        # the rows selected, as the new send's number.
+        members = members.exclude(Exists(sends.filter(local_date__gt=last_allowed))).exclude(
+            Exists(sends.filter(send_number__gte=campaign.max_sends))
         )
         members = members.annotate(
-            prior_sends=Coalesce(Subquery(sends.annotate(n=Count("pk")).values("n")), 0),
-            last_send_date=Subquery(sends.annotate(d=Max("local_date")).values("d")),
-        ).filter(
-            Q(last_send_date__isnull=True) | Q(last_send_date__lte=last_allowed),
-            prior_sends__lt=campaign.max_sends,
+            prior_sends=Coalesce(
+                Subquery(sends.order_by().values("member_id").annotate(n=Count("pk")).values("n")), 0
+            )
         )
     else:
         members = members.annotate(prior_sends=Value(0, output_field=IntegerField()))
