@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, Window
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django_scopes import scopes_disabled
 
@@ -65,10 +65,14 @@ def local_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
 # --- the audience --------------------------------------------------------------------------------
 
 
-def campaign_audience_queryset(campaign: Campaign, *, local_date: date, has_sends: bool | None = None) -> QuerySet:
+def campaign_audience_queryset(
+    campaign: Campaign, *, local_date: date, has_sends: bool | None = None, contact_rules: bool = True
+) -> QuerySet:
     """Members due for ``campaign`` on ``local_date`` (saved or not), annotated with ``prior_sends``.
 
-    The wizard's live count, the dry run and the night all use this one selection.
+    The wizard's live count, the dry run and the night all use this one selection. Without
+    ``contact_rules`` it leaves out max sends, spacing and the frequency cap: every lapsed member
+    the campaign could ever reach.
     """
     business = campaign.business
     tz = business.tzinfo
@@ -78,21 +82,25 @@ def campaign_audience_queryset(campaign: Campaign, *, local_date: date, has_send
     members = Member.objects.filter(
         business_id=business.pk, status=MemberStatus.ACTIVE, last_purchase_at__lt=purchased_before
     )
-    if has_sends is None:
+    if not contact_rules:
+        has_sends = False
+    elif has_sends is None:
         has_sends = bool(campaign.pk) and CampaignSend.objects.filter(campaign_id=campaign.pk).exists()
     if has_sends:
-        sends = (
-            CampaignSend.objects.filter(campaign_id=campaign.pk, member_id=OuterRef("pk"))
-            .exclude(outcome__in=NOT_COUNTED)
-            .order_by()
-            .values("member_id")
+        sends = CampaignSend.objects.filter(campaign_id=campaign.pk, member_id=OuterRef("pk")).exclude(
+            outcome__in=NOT_COUNTED
+        )
+        # Spacing and max sends as NOT EXISTS, which PostgreSQL runs as anti-joins. Counted send
+        # numbers are always 1..k (cancelled and capped rows hold none), so "fewer than max
+        # sends" is "no send numbered max_sends or more". The count itself is only computed for
+        # the rows selected, as the new send's number.
+        members = members.exclude(Exists(sends.filter(local_date__gt=last_allowed))).exclude(
+            Exists(sends.filter(send_number__gte=campaign.max_sends))
         )
         members = members.annotate(
-            prior_sends=Coalesce(Subquery(sends.annotate(n=Count("pk")).values("n")), 0),
-            last_send_date=Subquery(sends.annotate(d=Max("local_date")).values("d")),
-        ).filter(
-            Q(last_send_date__isnull=True) | Q(last_send_date__lte=last_allowed),
-            prior_sends__lt=campaign.max_sends,
+            prior_sends=Coalesce(
+                Subquery(sends.order_by().values("member_id").annotate(n=Count("pk")).values("n")), 0
+            )
         )
     else:
         members = members.annotate(prior_sends=Value(0, output_field=IntegerField()))
@@ -100,8 +108,10 @@ def campaign_audience_queryset(campaign: Campaign, *, local_date: date, has_send
     members = members.filter(
         conditions_q(campaign.conditions, days_away_since=lambda n: local_day_start(local_date - timedelta(days=n), tz))
     )
-    members = members.filter(reachable_any_q(list(campaign.channels or [])))
-    if business.frequency_cap_days:
+    if campaign.channels:
+        # (A draft without channels yet counts every lapsed member: the wizard's trigger step.)
+        members = members.filter(reachable_any_q(list(campaign.channels)))
+    if business.frequency_cap_days and contact_rules:
         recent = CampaignSend.objects.filter(
             business_id=business.pk,
             member_id=OuterRef("pk"),
@@ -115,6 +125,8 @@ def campaign_audience_queryset(campaign: Campaign, *, local_date: date, has_send
 class Audience:
     count: int
     members: list[Member]
+    # Lapsed and reachable, but held back tonight by max sends, spacing or the frequency cap.
+    held_back: int = 0
     # Members by how long they have been away: {"14–29 days": n, …}.
     away: dict[str, int] = field(default_factory=dict)
 
@@ -124,8 +136,8 @@ AWAY_BUCKETS = [(0, 29, "under 30 days"), (30, 59, "30–59 days"), (60, 89, "60
 
 
 def campaign_audience(campaign: Campaign, *, local_date: date, limit: int = 10) -> Audience:
-    """How many members ``campaign`` would reach on ``local_date``, a page of them, and how long
-    they have been away. Three queries, whatever the number of members."""
+    """How many members ``campaign`` would reach on ``local_date``, a page of them, how long they
+    have been away, and how many more are held back. Four queries, whatever the number of members."""
     tz = campaign.business.tzinfo
     qs = campaign_audience_queryset(campaign, local_date=local_date)
     aggregates = {}
@@ -136,7 +148,8 @@ def campaign_audience(campaign: Campaign, *, local_date: date, limit: int = 10) 
     counts = qs.aggregate(total=Count("pk"), **aggregates)
     away = {label: counts[f"away_{i}"] for i, (_, _, label) in enumerate(AWAY_BUCKETS) if counts[f"away_{i}"]}
     page = list(qs.order_by("-last_purchase_at", "pk")[:limit]) if limit else []
-    return Audience(count=counts["total"], members=page, away=away)
+    lapsed = campaign_audience_queryset(campaign, local_date=local_date, contact_rules=False).count()
+    return Audience(count=counts["total"], members=page, away=away, held_back=max(lapsed - counts["total"], 0))
 
 
 # --- the night -----------------------------------------------------------------------------------

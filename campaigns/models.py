@@ -75,6 +75,8 @@ class Campaign(models.Model):
         default=14, validators=[MinValueValidator(1), MaxValueValidator(90)]
     )
 
+    # The wizard step the owner was on last, so a closed tab resumes there.
+    wizard_step = models.CharField(max_length=20, default="type", blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -101,3 +101,41 @@ class RoleForm(forms.Form):
 class AcceptInvitationForm(forms.Form):
     first_name = forms.CharField(max_length=80)
     password = forms.CharField(widget=forms.PasswordInput, min_length=8)
+
+
+COMMON_ZONES = sorted(__import__("zoneinfo").available_timezones())
+
+
+class BusinessSettingsForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    timezone = forms.ChoiceField(choices=[(z, z) for z in COMMON_ZONES], label="Time zone")
+    currency = forms.RegexField(
+        regex=r"^[A-Z]{3}$", max_length=3, error_messages={"invalid": "Use a 3-letter ISO code, e.g. MYR."}
+    )
+    country = forms.RegexField(regex=r"^[A-Z]{2}$", max_length=2, label="Country (for local phone numbers)",
+                               error_messages={"invalid": "Use a 2-letter ISO code, e.g. MY."})  # fmt: skip
+    program_type = forms.ChoiceField(
+        choices=[("stamps", "Stamps"), ("points", "Points"), ("both", "Stamps and points")]
+    )
+    stamps_per_card = forms.IntegerField(min_value=1, max_value=50)
+    frequency_cap_days = forms.IntegerField(
+        min_value=0, max_value=90, label="Frequency cap (days)",
+        help_text="At most one campaign message per member within this many days; 0 turns the cap off.",
+    )  # fmt: skip
+
+
+class ChannelSettingsForm(forms.Form):
+    push_enabled = forms.BooleanField(required=False, label="Web push")
+    email_enabled = forms.BooleanField(required=False, label="Email")
+    email_from_name = forms.CharField(required=False, max_length=80, label="Email sender name")
+    sms_enabled = forms.BooleanField(required=False, label="SMS")
+    sms_sender = forms.CharField(required=False, max_length=40, label="SMS sender (number or messaging service SID)")
+    whatsapp_enabled = forms.BooleanField(required=False, label="WhatsApp")
+    whatsapp_sender = forms.CharField(required=False, max_length=40, label="WhatsApp sender number")
+    whatsapp_template = forms.CharField(required=False, max_length=80, label="Approved template (name or content SID)")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("whatsapp_enabled") and not data.get("whatsapp_template"):
+            self.add_error("whatsapp_template", "WhatsApp needs an approved template for business-initiated messages.")
+        return data

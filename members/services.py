@@ -335,6 +335,30 @@ def business_update(*, business: Business, **fields) -> Business:
     return business
 
 
+def business_channels_set(
+    *,
+    business: Business,
+    push_enabled: bool,
+    email_enabled: bool,
+    sms_enabled: bool,
+    whatsapp_enabled: bool,
+    email_from_name: str = "",
+    sms_sender: str = "",
+    whatsapp_sender: str = "",
+    whatsapp_template: str = "",
+) -> Business:
+    """Which channels are set up, and their senders (credentials stay in the environment)."""
+    settings_ = dict(business.channel_settings or {})
+    settings_["push"] = {**settings_.get("push", {}), "enabled": push_enabled}
+    settings_["email"] = {**settings_.get("email", {}), "enabled": email_enabled, "from_name": email_from_name}
+    settings_["sms"] = {**settings_.get("sms", {}), "enabled": sms_enabled, "sender": sms_sender}
+    settings_["whatsapp"] = {**settings_.get("whatsapp", {}), "enabled": whatsapp_enabled,
+                             "sender": whatsapp_sender, "template": whatsapp_template}  # fmt: skip
+    business.channel_settings = settings_
+    business.save(update_fields=["channel_settings"])
+    return business
+
+
 def user_get_or_create(*, email: str, password: str | None = None, first_name: str = ""):
     email = email.strip().lower()
     user, created = User.objects.get_or_create(username=email, defaults={"email": email, "first_name": first_name})

@@ -11,6 +11,7 @@ urlpatterns = [
     path("members/import/", views.member_import, name="member-import"),
     path("members/<int:member_id>/", views.member_detail, name="member-detail"),
     path("members/<int:member_id>/erase/", views.member_erase, name="member-erase"),
+    path("settings/", views.business_settings, name="settings"),
     path("settings/team/", views.team, name="team"),
     path("settings/team/<int:membership_id>/", views.team_member_update, name="team-member-update"),
 ]

@@ -16,7 +16,16 @@ from django.views.decorators.http import require_POST
 from winback.tenancy import ALL_ROLES, OWNER_ROLES, role_required
 
 from . import selectors, services
-from .forms import AcceptInvitationForm, ImportForm, InviteForm, MemberFilterForm, RoleForm, StampForm
+from .forms import (
+    AcceptInvitationForm,
+    BusinessSettingsForm,
+    ChannelSettingsForm,
+    ImportForm,
+    InviteForm,
+    MemberFilterForm,
+    RoleForm,
+    StampForm,
+)
 from .importing import ImportFailed, members_import
 from .models import Invitation, Member, Membership, MemberStatus, Role, VisitKind, VisitSource
 
@@ -168,6 +177,43 @@ def member_import(request: HttpRequest) -> HttpResponse:
         except ImportFailed as exc:
             failure = exc.report
     return render(request, "members/member_import.html", {"form": form, "report": report, "failure": failure})
+
+
+# --- business settings ----------------------------------------------------------------------------
+
+
+@role_required("owner")
+def business_settings(request: HttpRequest) -> HttpResponse:
+    business = request.business
+    channels = business.channel_settings or {}
+    initial = {f: getattr(business, f) for f in BusinessSettingsForm.base_fields}
+    channel_initial = {
+        "push_enabled": channels.get("push", {}).get("enabled", False),
+        "email_enabled": channels.get("email", {}).get("enabled", False),
+        "email_from_name": channels.get("email", {}).get("from_name", ""),
+        "sms_enabled": channels.get("sms", {}).get("enabled", False),
+        "sms_sender": channels.get("sms", {}).get("sender", ""),
+        "whatsapp_enabled": channels.get("whatsapp", {}).get("enabled", False),
+        "whatsapp_sender": channels.get("whatsapp", {}).get("sender", ""),
+        "whatsapp_template": channels.get("whatsapp", {}).get("template", ""),
+    }
+    which = request.POST.get("form") if request.method == "POST" else None
+    form = BusinessSettingsForm(request.POST if which == "business" else None, initial=initial)
+    channel_form = ChannelSettingsForm(request.POST if which == "channels" else None, initial=channel_initial)
+    if which == "business" and form.is_valid():
+        try:
+            services.business_update(business=business, **form.cleaned_data)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("members:settings")
+    if which == "channels" and channel_form.is_valid():
+        services.business_channels_set(business=business, **channel_form.cleaned_data)
+        messages.success(request, "Channels saved.")
+        return redirect("members:settings")
+    return render(request, "members/settings.html", {"form": form, "channel_form": channel_form})
 
 
 # --- the team -----------------------------------------------------------------------------------

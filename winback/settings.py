@@ -6,6 +6,7 @@ broker under ``var/``, and channel backends that record instead of sending. Set
 missing and pass ``manage.py check --deploy``.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -132,6 +133,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Winback <no-reply@wi
 # Channel credentials; without them every channel records instead of sending.
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="")  # only for a local fake Twilio in tests
+# Campaign email goes through EMAIL_URL when it is set; without it email is recorded too.
+EMAIL_CHANNEL_ENABLED = env.bool("EMAIL_CHANNEL_ENABLED", default="EMAIL_URL" in os.environ)
 VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
 VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
 VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:ops@winback.example")
@@ -233,3 +237,17 @@ if PRODUCTION:
 
 # Covering indexes (INCLUDE) exist on PostgreSQL; SQLite, the embedded default, ignores them.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
+# Web Push endpoints are accepted only on these push services' hosts (no SSRF through a forged
+# subscription). Tests widen it to their local fake push service.
+PUSH_SERVICE_HOSTS = env.list(
+    "PUSH_SERVICE_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        "push.services.mozilla.com",
+        "web.push.apple.com",
+        "*.notify.windows.com",
+        "*.push.apple.com",
+    ],
+)

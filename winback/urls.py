@@ -20,5 +20,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("winback.api_urls")),
     path("", include("campaigns.urls")),
+    path("", include("notifications.urls")),
     path("", include("members.urls")),
 ]

@@ -15,7 +15,7 @@ def home(request: HttpRequest) -> HttpResponse:
             return redirect("admin:index")
         return render(request, "no_business.html", status=403)
     if request.membership.role in OWNER_ROLES:
-        return redirect("members:member-list")
+        return redirect("campaigns:dashboard")
     return redirect("members:stamp")
 
 

@@ -59,4 +59,4 @@ def test_the_demo_logins_work(db, settings):
     assert client.get("/").url == "/stamp/"
     owner = Client()
     owner.post("/accounts/login/", {"username": "owner@demo.example", "password": settings.DEMO_PASSWORD})
-    assert owner.get("/").url == "/members/"
+    assert owner.get("/").url == "/dashboard/"

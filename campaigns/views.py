@@ -1,0 +1,176 @@
+"""The campaigns list, the campaign page and the three-dot menu's actions."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from notifications.models import DeliveryStatus
+from winback.tenancy import OWNER_ROLES, role_required
+
+from . import charts, selectors, services
+from .models import Campaign, CampaignStatus
+from .results import business_dashboard, campaign_results, campaign_sends_export
+from .rules import CONDITIONS, reward_title
+from .wizard.forms import CHANNEL_LABELS
+
+STATUS_FILTERS = [
+    ("", "All"),
+    ("active", "Active"),
+    ("paused", "Paused"),
+    ("draft", "Drafts"),
+    ("archived", "Archived"),
+]
+
+
+@role_required(*OWNER_ROLES)
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "")
+    campaigns = Campaign.objects.order_by("status", "-updated_at")
+    if status in CampaignStatus.values:
+        campaigns = campaigns.filter(status=status)
+    else:
+        campaigns = campaigns.exclude(status=CampaignStatus.ARCHIVED)
+        status = ""
+    campaigns = list(campaigns)
+    figures = selectors.campaign_figures(campaigns=campaigns)
+    cards = [
+        {
+            "campaign": c,
+            "figures": figures.get(c.pk),
+            "channels": ", ".join(CHANNEL_LABELS[ch] for ch in c.channels) or "no channel yet",
+            "reward": reward_title(c.reward, currency=request.business.currency),
+        }
+        for c in campaigns
+    ]
+    return render(
+        request, "campaigns/campaign_list.html", {"cards": cards, "status": status, "filters": STATUS_FILTERS}
+    )
+
+
+def _campaign(campaign_id: int) -> Campaign:
+    return get_object_or_404(Campaign.objects.select_related("business"), pk=campaign_id)
+
+
+@role_required(*OWNER_ROLES)
+def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    from notifications.models import Delivery
+
+    campaign = _campaign(campaign_id)
+    deliveries = (
+        Delivery.objects.filter(campaign_id=campaign.pk).select_related("member").order_by("-scheduled_at", "-id")
+    )
+    status, channel = request.GET.get("status", ""), request.GET.get("channel", "")
+    if status in DeliveryStatus.values:
+        deliveries = deliveries.filter(status=status)
+    if channel in CHANNEL_LABELS:
+        deliveries = deliveries.filter(channel=channel)
+    page = Paginator(deliveries, 50).get_page(request.GET.get("page"))
+    results = campaign_results(campaign)
+    return render(
+        request,
+        "campaigns/campaign_detail.html",
+        {
+            "campaign": campaign,
+            "results": results,
+            "charts": _charts(results),
+            "runs": selectors.campaign_runs(campaign=campaign),
+            "page": page,
+            "statuses": DeliveryStatus.choices,
+            "channels": CHANNEL_LABELS,
+            "status": status,
+            "channel": channel,
+            "rewards": [
+                (n, reward_title(campaign.step(n)["reward"], currency=campaign.business.currency) or "No reward")
+                for n in range(1, campaign.max_sends + 1)
+            ],
+            "conditions": [(CONDITIONS[k][0], v) for k, v in (campaign.conditions or {}).items()],
+            "channel_names": ", ".join(CHANNEL_LABELS[c] for c in campaign.channels),
+        },
+    )
+
+
+def _charts(results) -> dict:
+    t = results.treatment
+    arms = [(label, f) for label, f in (("A", results.arms["a"]), ("B", results.arms["b"]),
+                                        ("Control", results.arms["control"])) if f.sends]  # fmt: skip
+    return {
+        "nights": charts.bars_by_night(
+            results.by_night,
+            series=[
+                ("reached", "sent", charts.BRAND),
+                ("won", "won back", charts.GREEN),
+                ("control", "held out", charts.GREY),
+            ],
+        ),  # fmt: skip
+        "funnel": charts.horizontal_bars(
+            [(label, n, f"{n:,}") for label, n in results.funnel()], max_value=max(t.reached, 1)
+        ),  # fmt: skip
+        "arms": charts.horizontal_bars(
+            [(label, f.win_rate * 100, f"{f.win_rate:.1%} of {f.sends:,}") for label, f in arms], max_value=100
+        )
+        if arms
+        else "",
+    }
+
+
+@role_required(*OWNER_ROLES)
+def campaign_export(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """A CSV of every send with its outcome and attribution."""
+    campaign = _campaign(campaign_id)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-sends.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["night", "send_number", "arm", "outcome", "card_code", "first_name", "opened_at", "deliveries_sent",
+                     "won_back", "revenue"])  # fmt: skip
+    for send in campaign_sends_export(campaign).iterator(chunk_size=2000):
+        writer.writerow([send.local_date, send.send_number, send.arm, send.outcome, send.member.card_code,
+                         send.member.first_name, send.opened_at.isoformat() if send.opened_at else "",
+                         send.deliveries_sent, "yes" if send.won else "no", send.revenue])  # fmt: skip
+    return response
+
+
+@role_required(*OWNER_ROLES)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    data = business_dashboard(business=request.business, now=timezone.now())
+    m = data["members"]
+    lapse = charts.horizontal_bars(
+        [("Active (< 14 days)", m["active"], f"{m['active']:,}"), ("14–29 days", m["d14"], f"{m['d14']:,}"),
+         ("30–59 days", m["d30"], f"{m['d30']:,}"), ("60–89 days", m["d60"], f"{m['d60']:,}"),
+         ("90+ days", m["d90"], f"{m['d90']:,}"), ("Never purchased", m["never"], f"{m['never']:,}")]
+    )  # fmt: skip
+    return render(request, "campaigns/dashboard.html", {**data, "lapse_chart": lapse, "labels": CHANNEL_LABELS})
+
+
+@role_required(*OWNER_ROLES)
+@require_POST
+def campaign_action(request: HttpRequest, campaign_id: int, action: str) -> HttpResponse:
+    campaign = _campaign(campaign_id)
+    if action == "pause":
+        cancelled = services.campaign_pause(campaign=campaign)
+        messages.success(request, f"“{campaign.name}” is paused. {cancelled} scheduled message(s) will not go out.")
+    elif action == "resume":
+        try:
+            services.campaign_resume(campaign=campaign)
+        except ValidationError as exc:  # a resumed campaign is validated again
+            messages.error(request, "Cannot resume: " + " ".join(exc.messages))
+        else:
+            messages.success(request, f"“{campaign.name}” is running again. The next night decides who is due.")
+    elif action == "duplicate":
+        copy = services.campaign_duplicate(campaign=campaign, user=request.user)
+        messages.success(request, f"Duplicated as the draft “{copy.name}”.")
+        return redirect("campaigns:wizard-step", campaign_id=copy.pk, step="type")
+    elif action == "archive":
+        services.campaign_archive(campaign=campaign)
+        messages.success(request, f"“{campaign.name}” is archived.")
+    else:
+        return HttpResponse(status=404)
+    target = request.POST.get("next") or ""
+    return redirect(target if target.startswith("/campaigns/") else "campaigns:campaign-list")

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views, wallet, webhooks
+
+app_name = "notifications"
+
+urlpatterns = [
+    path("webhooks/twilio/status/", webhooks.twilio_status, name="twilio-status"),
+    path("webhooks/twilio/inbound/", webhooks.twilio_inbound, name="twilio-inbound"),
+    path("u/<str:token>/", webhooks.email_unsubscribe, name="email-unsubscribe"),
+    path("m/<str:token>/", views.message_open, name="message-open"),
+    path("w/sw.js", wallet.service_worker, name="wallet-sw"),
+    path("w/<slug:slug>/", wallet.wallet_page, name="wallet"),
+    path("w/<slug:slug>/manifest.webmanifest", wallet.wallet_manifest, name="wallet-manifest"),
+]

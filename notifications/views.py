@@ -1,0 +1,78 @@
+"""The open link every message carries: signed per delivery, no login.
+
+A GET marks the message opened and shows it with its reward; only the "add to my wallet"
+button's POST claims the reward (exactly once) — mail scanners and link previews fetch links by
+themselves, so a GET must never issue anything."""
+
+from __future__ import annotations
+
+from django.core import signing
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+from django_scopes import scope, scopes_disabled
+
+from campaigns.rules import reward_title
+from members.models import WalletReward
+
+from .dispatcher import render as fill
+from .models import Delivery
+from .services import send_mark_opened
+
+OPEN_SALT = "winback.open"
+
+
+def _delivery(token: str) -> Delivery:
+    try:
+        data = signing.loads(token, salt=OPEN_SALT)
+    except signing.BadSignature:
+        raise Http404("This link is not valid.") from None
+    with scopes_disabled():  # the signed token names the delivery; everything after runs in its scope
+        delivery = (
+            Delivery.objects.select_related("send", "campaign", "member", "business").filter(pk=data.get("d")).first()
+        )
+    if delivery is None:
+        raise Http404("This link is not valid.")
+    return delivery
+
+
+@require_http_methods(["GET", "POST"])
+def message_open(request: HttpRequest, token: str) -> HttpResponse:
+    delivery = _delivery(token)
+    send, campaign, member, business = delivery.send, delivery.campaign, delivery.member, delivery.business
+    now = timezone.now()
+    with scope(business=business.pk):
+        send_mark_opened(send=send, at=now, delivery=delivery)
+        claimed = False
+        if request.method == "POST":
+            from members.wallet import reward_claim
+
+            reward = reward_claim(send=send, at=now)
+            claimed = reward is not None
+        else:
+            reward = WalletReward.objects.filter(send_id=send.pk).first()
+        step = campaign.step(send.send_number)
+        title, body = step["title"], step["body"]
+        if send.arm == "b" and send.send_number == 1 and campaign.ab_enabled:
+            title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
+        reward_text = reward.title if reward else reward_title(step["reward"], currency=business.currency)
+        days_away = None
+        if member.last_purchase_at:
+            tz = business.tzinfo
+            days_away = (now.astimezone(tz).date() - member.last_purchase_at.astimezone(tz).date()).days
+        values = {"first_name": member.first_name, "business": business.name, "reward": reward_text,
+                  "days_away": days_away}  # fmt: skip
+    return render(
+        request,
+        "notifications/message_open.html",
+        {
+            "business": business,
+            "member": member,
+            "title": fill(title, **values),
+            "body": fill(body, **values),
+            "reward": reward,
+            "claimed": claimed,
+            "now": now,
+        },
+    )

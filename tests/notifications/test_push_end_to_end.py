@@ -1,0 +1,75 @@
+"""End to end for push: a browser-made subscription registered through the API, the night, the
+dispatcher, and a push service that decrypts the message (RFC 8291) and checks VAPID (RFC 8292)."""
+
+import re
+from datetime import date, timedelta
+
+import time_machine
+from django_scopes import scope
+
+from notifications.models import PushSubscription, RecordedMessage
+from tests.campaigns.helpers import at_local, deliveries, night
+from tests.conftest import business_make, campaign_make, member_make, visit_make
+from tests.notifications.test_dispatcher import run_dispatch
+
+D = date(2026, 3, 20)
+
+
+def sign_in(client, business, phone):
+    client.post(
+        "/api/v1/member/auth/code/", {"business": business.slug, "phone": phone}, content_type="application/json"
+    )
+    with scope(business=business.pk):
+        body = RecordedMessage.objects.filter(to=phone).latest("id").body
+    code = re.search(r"\b(\d{6})\b", body).group(1)
+    response = client.post("/api/v1/member/auth/token/", {"business": business.slug, "phone": phone, "code": code},
+                           content_type="application/json")  # fmt: skip
+    assert response.status_code in (200, 201), response.content
+    return response.json()["token"]
+
+
+def test_a_browser_subscription_registered_through_the_api_receives_the_nights_push(client, push, db):
+    shop = business_make(slug="kopi-push", timezone="Asia/Kuala_Lumpur", frequency_cap_days=0,
+                         channel_settings={"push": {"enabled": True}, "sms": {"enabled": True}})  # fmt: skip
+    member = member_make(shop, first_name="Wei", phone="+60123456789", consents={"push": True})
+    with time_machine.travel(at_local(shop, D, 0, 30), tick=False):
+        visit_make(member, at=at_local(shop, D - timedelta(days=30), 12))
+    token = sign_in(client, shop, "+60123456789")
+    subscription = push.subscribe("browser-1")  # a fresh P-256 key pair and auth secret, as a browser makes
+
+    registered = client.post("/api/v1/member/push-subscriptions/", subscription, content_type="application/json",
+                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert registered.status_code == 201, registered.content
+    with scope(business=shop.pk):
+        assert PushSubscription.objects.get(member=member).endpoint == subscription["endpoint"]
+
+    campaign_make(shop, channels=["push"], title="We miss you, {first_name}!", body="Come back to {business}.",
+                  reward={"kind": "bonus_stamps", "count": 2})  # fmt: skip
+    night(shop, D)
+    run_dispatch(at_local(shop, D, 9))
+
+    (request,) = push.requests
+    assert "error" not in request, request.get("error")
+    assert request["payload"]["title"] == "We miss you, Wei!"
+    assert request["payload"]["body"] == f"Come back to {shop.name}."
+    assert request["payload"]["url"].startswith("http") and "/m/" in request["payload"]["url"]
+    assert request["claims"]["aud"] == push.url
+    assert [d.status for d in deliveries(shop)] == ["sent"]
+
+
+def test_a_push_endpoint_outside_the_allowlist_is_refused(client, settings, db):
+    settings.PUSH_SERVICE_HOSTS = ["fcm.googleapis.com"]
+    shop = business_make(slug="kopi-ssrf", channel_settings={"push": {"enabled": True}})
+    member_make(shop, phone="+60123456789")
+    token = sign_in(client, shop, "+60123456789")
+
+    response = client.post(
+        "/api/v1/member/push-subscriptions/",
+        {"endpoint": "https://169.254.169.254/latest/meta-data", "keys": {"p256dh": "x" * 87, "auth": "y" * 22}},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+    assert response.status_code == 400
+    with scope(business=shop.pk):
+        assert not PushSubscription.objects.exists()
