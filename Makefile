@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint fmt bench setup deps-dev migrate demo ci clean
+.PHONY: run test lint fmt bench bench-api setup deps-dev migrate demo ci clean
 
 $(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,9 @@ fmt: deps-dev
 
 bench: deps-dev
 	$(BIN)/python -m benchmarks.run
+
+bench-api: deps-dev
+	$(BIN)/python benchmarks/api_load.py
 
 clean:
 	rm -rf var/*.sqlite3* var/celery

@@ -98,9 +98,7 @@ def campaign_audience_queryset(
             Exists(sends.filter(send_number__gte=campaign.max_sends))
         )
         members = members.annotate(
-            prior_sends=Coalesce(
-                Subquery(sends.order_by().values("member_id").annotate(n=Count("pk")).values("n")), 0
-            )
+            prior_sends=Coalesce(Subquery(sends.order_by().values("member_id").annotate(n=Count("pk")).values("n")), 0)
         )
     else:
         members = members.annotate(prior_sends=Value(0, output_field=IntegerField()))

@@ -97,25 +97,14 @@ class Opened:
 
 @transaction.atomic
 def inbox_open(*, send, at: datetime) -> Opened:
-    """The member opened a message: mark the send and its sent deliveries opened (once), and
-    claim its reward. Safe to repeat and to run concurrently."""
-    from campaigns.models import CampaignSend
-    from notifications.models import Delivery, DeliveryEvent, DeliveryStatus
+    """The member opened a message in the app: mark it opened (once) and claim its reward.
+    Safe to repeat and to run concurrently."""
+    from notifications.services import send_mark_opened
 
-    first = bool(CampaignSend.objects.filter(pk=send.pk, opened_at__isnull=True).update(opened_at=at))
-    if first:
-        send.opened_at = at
-        went_out = Delivery.objects.filter(
-            send_id=send.pk, status__in=[DeliveryStatus.SENT, DeliveryStatus.DELIVERED]
-        ).select_for_update()
-        ids = list(went_out.values_list("pk", flat=True))
-        if ids:
-            Delivery.objects.filter(pk__in=ids).update(status=DeliveryStatus.OPENED, updated_at=at)
-            DeliveryEvent.objects.bulk_create(
-                DeliveryEvent(business_id=send.business_id, delivery_id=pk, status=DeliveryStatus.OPENED, at=at)
-                for pk in ids
-            )
-    else:
+    first = send_mark_opened(send=send, at=at)
+    if not first:
+        from campaigns.models import CampaignSend
+
         send.opened_at = CampaignSend.objects.filter(pk=send.pk).values_list("opened_at", flat=True).get()
     return Opened(send=send, reward=reward_claim(send=send, at=at), first_open=first)
 

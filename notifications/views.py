@@ -48,8 +48,9 @@ def message_open(request: HttpRequest, token: str) -> HttpResponse:
         if request.method == "POST":
             from members.wallet import reward_claim
 
+            before = WalletReward.objects.filter(send_id=send.pk).values_list("status", flat=True).first()
             reward = reward_claim(send=send, at=now)
-            claimed = reward is not None
+            claimed = reward is not None and before == "offered" and reward.status != "offered"
         else:
             reward = WalletReward.objects.filter(send_id=send.pk).first()
         step = campaign.step(send.send_number)

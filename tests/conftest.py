@@ -49,6 +49,13 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(settings, request):
+    """A fresh in-process cache per test: throttle counters never leak between tests or workers."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": request.node.nodeid}}  # fmt: skip
+
+
 def business_make(**fields) -> Business:
     n = next(_counter)
     defaults = {

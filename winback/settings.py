@@ -154,6 +154,15 @@ if not REDIS_URL:
         "processed_folder": str(_queue_dir / "processed"),
         "store_processed": False,
     }
+# Throttle counters and other shared state: Redis when there is one, so every gunicorn worker
+# counts together; process memory on the embedded default.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

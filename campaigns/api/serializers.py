@@ -162,13 +162,54 @@ class RewardCountSerializer(CountSerializer):
     status = serializers.CharField()
 
 
+class ArmFiguresSerializer(serializers.Serializer):
+    arm = serializers.CharField()
+    members = serializers.IntegerField()
+    sends = serializers.IntegerField()
+    reached = serializers.IntegerField(help_text="Sends with a delivery that went out.")
+    opened = serializers.IntegerField()
+    won = serializers.IntegerField(help_text="Sends followed by a purchase within the attribution window.")
+    win_rate = serializers.FloatField()
+    open_rate = serializers.FloatField()
+    revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class ComparisonSerializer(serializers.Serializer):
+    label_a = serializers.CharField()
+    label_b = serializers.CharField()
+    rate_a = serializers.FloatField()
+    rate_b = serializers.FloatField()
+    n_a = serializers.IntegerField()
+    n_b = serializers.IntegerField()
+    difference = serializers.FloatField(help_text="rate_b − rate_a")
+    ci_low = serializers.FloatField(help_text="95 % confidence interval of the difference")
+    ci_high = serializers.FloatField()
+    p_value = serializers.FloatField(allow_null=True, help_text="Two-sided, pooled two-proportion z-test.")
+    sentence = serializers.CharField()
+
+
+class NightSerializer(serializers.Serializer):
+    local_date = serializers.DateField()
+    sends = serializers.IntegerField()
+    control = serializers.IntegerField()
+    reached = serializers.IntegerField()
+    won = serializers.IntegerField()
+    revenue = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+
+
 class ResultsSerializer(serializers.Serializer):
     campaign = serializers.IntegerField()
+    attribution_days = serializers.IntegerField()
     members_targeted = serializers.IntegerField()
     opened = serializers.IntegerField(help_text="Sends opened by their member.")
     sends = SendCountSerializer(many=True)
     deliveries = DeliveryCountSerializer(many=True)
     rewards = RewardCountSerializer(many=True)
+    arms = ArmFiguresSerializer(many=True)
+    treatment = ArmFiguresSerializer()
+    ab = ComparisonSerializer(allow_null=True)
+    lift = ComparisonSerializer(allow_null=True, help_text="The campaign (A and B) against the control group.")
+    by_night = NightSerializer(many=True)
 
 
 class RunStatsSerializer(serializers.Serializer):

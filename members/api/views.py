@@ -3,6 +3,8 @@ wallet and inbox. Every view answers for the signed-in member only."""
 
 from __future__ import annotations
 
+import io
+
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -184,7 +186,10 @@ class CardQRView(MemberAPIView):
     def get(self, request):
         import segno
 
-        svg = segno.make(self.member.card_code, error="m").svg_inline(scale=8, border=2)
+        buffer = io.BytesIO()
+        # A standalone SVG document (XML declaration and namespace), so an <img> can show it.
+        segno.make(self.member.card_code, error="m").save(buffer, kind="svg", scale=8, border=2)
+        svg = buffer.getvalue()
         response = HttpResponse(svg, content_type="image/svg+xml")
         response["Cache-Control"] = "private, max-age=3600"
         return response

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from rest_framework import serializers
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def push_endpoint_allowed(endpoint: str) -> bool:
+    """Only the push services' own hosts (settings.PUSH_SERVICE_HOSTS), over https: a forged
+    subscription must not make the workers call an address of our choosing. Plain http is allowed
+    only for an allowlisted loopback host (a local fake push service in tests)."""
+    parts = urlsplit(endpoint)
+    host = (parts.hostname or "").lower()
+    if not any(fnmatch(host, pattern.lower()) for pattern in settings.PUSH_SERVICE_HOSTS):
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK)
 
 
 class PushKeysSerializer(serializers.Serializer):
@@ -16,8 +33,10 @@ class PushSubscriptionInSerializer(serializers.Serializer):
     keys = PushKeysSerializer()
 
     def validate_endpoint(self, value: str) -> str:
-        if not value.startswith("https://"):
-            raise serializers.ValidationError("A push endpoint is an https:// URL.")
+        if not push_endpoint_allowed(value):
+            raise serializers.ValidationError(
+                "A push endpoint is an https:// URL of a known push service (Chrome, Firefox, Safari, Edge)."
+            )
         return value
 
 

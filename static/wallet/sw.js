@@ -18,9 +18,14 @@ self.addEventListener("push", (event) => {
 async function openLink(notification) {
   const url = (notification.data && notification.data.url) || "/";
   notification.close();
-  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  // An open wallet window goes to the message; otherwise a new window opens on it.
+  const windows = await self.clients.matchAll({ type: "window" });
   for (const client of windows) {
-    if (client.url === url && "focus" in client) return client.focus();
+    if ("navigate" in client) {
+      const navigated = await client.navigate(url);
+      try { await (navigated || client).focus(); } catch (e) { /* focus needs a user gesture */ }
+      return navigated;
+    }
   }
   return self.clients.openWindow(url);
 }

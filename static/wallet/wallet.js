@@ -13,7 +13,8 @@
     const headers = { Accept: "application/json" };
     if (body) headers["Content-Type"] = "application/json";
     if (token()) headers.Authorization = `Bearer ${token()}`;
-    const response = await fetch(`${api}${path}`, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    const url = /^https?:|^\//.test(path) && !path.startsWith("/member") ? path : `${api}${path}`;
+    const response = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
     if (response.status === 401) {
       localStorage.removeItem(tokenKey);
       show();
@@ -95,7 +96,7 @@
     $("points").textContent = card.points_balance;
     $("card-code").textContent = card.card_code;
     $("to-full").textContent = card.stamps_to_full_card === 0 ? "Your card is full: ask for your reward!" : `${card.stamps_to_full_card} more stamp(s) to a full card.`;
-    const qr = await call(card.qr_svg_url.replace(api, ""), { raw: true });
+    const qr = await call(card.qr_svg_url, { raw: true });
     $("qr").src = URL.createObjectURL(await qr.blob());
     const rewards = $("rewards");
     rewards.replaceChildren();

@@ -157,8 +157,18 @@ def test_results_and_runs_of_a_campaign(owner_api, set_up):
     results = owner_api.get(f"/api/v1/campaigns/{campaign.pk}/results/").json()
     runs = owner_api.get(f"/api/v1/campaigns/{campaign.pk}/runs/").json()["results"]
 
+    local_date = timezone.localdate(timezone.now(), set_up.tzinfo).isoformat()
+    zero = {"members": 0, "sends": 0, "reached": 0, "opened": 0, "won": 0, "win_rate": 0.0, "open_rate": 0.0,
+            "revenue": "0.00"}  # fmt: skip
+    one = {**zero, "members": 1, "sends": 1}
     assert results == {
         "campaign": campaign.pk,
+        "attribution_days": 14,
+        "arms": [{"arm": "a", **one}, {"arm": "b", **zero}, {"arm": "control", **zero}],
+        "treatment": {"arm": "treatment", **one},
+        "ab": None,
+        "lift": None,
+        "by_night": [{"local_date": local_date, "sends": 1, "control": 0, "reached": 0, "won": 0, "revenue": "0.00"}],
         "members_targeted": 1,
         "opened": 0,
         "sends": [{"arm": "a", "outcome": "scheduled", "count": 1}],

@@ -190,7 +190,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("api/v1/member/inbox/<int:send_id>/open/", "POST"): Entry("object", url={"send_id": "send"}),
     ("api/v1/member/push-subscriptions/", "GET"): Entry("own"),
     ("api/v1/member/push-subscriptions/", "POST"): Entry(
-        "own", body={"endpoint": "https://push.example.com/a-new", "keys": {"p256dh": "BKey", "auth": "AKey"}}
+        "own",
+        body={"endpoint": "https://fcm.googleapis.com/fcm/send/a-new", "keys": {"p256dh": "BKey", "auth": "AKey"}},
     ),
     ("api/v1/member/push-subscriptions/<int:subscription_id>/", "DELETE"): Entry(
         "object", url={"subscription_id": "subscription"}

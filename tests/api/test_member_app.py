@@ -78,7 +78,7 @@ def test_the_card_qr_is_an_svg(member_api):
 
     assert response.status_code == 200
     assert response["Content-Type"] == "image/svg+xml"
-    assert response.content.startswith(b"<svg")
+    assert response.content.startswith(b"<?xml")
 
 
 def test_visits_are_listed_newest_first_with_cursor_pages(member_api, member):
@@ -266,7 +266,7 @@ def test_another_members_message_is_404_and_nothing_changes(member_api, business
 
 
 def test_a_push_subscription_is_registered_updated_and_removed(member_api, member):
-    subscription = {"endpoint": "https://push.example.com/send/abc", "expirationTime": None,
+    subscription = {"endpoint": "https://fcm.googleapis.com/fcm/send/abc", "expirationTime": None,
                     "keys": {"p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
                              "auth": "tBHItJI5svbpez7KI4CCXg"}}  # fmt: skip
 
@@ -275,7 +275,7 @@ def test_a_push_subscription_is_registered_updated_and_removed(member_api, membe
     listed = member_api.get("/api/v1/member/push-subscriptions/").json()["results"]
 
     assert (created.status_code, again.status_code) == (201, 200)
-    assert [s["endpoint"] for s in listed] == ["https://push.example.com/send/abc"]
+    assert [s["endpoint"] for s in listed] == ["https://fcm.googleapis.com/fcm/send/abc"]
     with scope(business=member.business_id):
         assert Member.objects.get(pk=member.pk).consent_push is True
     removed = member_api.delete(f"/api/v1/member/push-subscriptions/{created.json()['id']}/")
@@ -289,7 +289,7 @@ def test_a_push_subscription_needs_an_https_endpoint_and_keys(member_api):
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {
-        "endpoint": ["A push endpoint is an https:// URL."],
+        "endpoint": ["A push endpoint is an https:// URL of a known push service (Chrome, Firefox, Safari, Edge)."],
         "keys": ["This field is required."],
     }
 

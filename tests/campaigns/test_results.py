@@ -121,6 +121,10 @@ def test_the_campaign_page_and_the_export_show_the_same_figures(history, client)
     assert 'id="r-won">2<' in page and 'id="r-sent">4<' in page and 'id="r-revenue">35.00<' in page
     assert 'id="chart-nights"' in page and "<svg" in page
 
+    api = owner.get(f"/api/v1/campaigns/{campaign.pk}/results/").json()
+    assert (api["treatment"]["reached"], api["treatment"]["won"], api["treatment"]["revenue"]) == (4, 2, "35.00")
+    assert api["lift"]["sentence"] in page.replace("&#x27;", "'")
+
     export = owner.get(f"/campaigns/{campaign.pk}/export.csv").content.decode().splitlines()
     assert export[0].startswith("night,send_number,arm,outcome")
     assert len(export) == 7

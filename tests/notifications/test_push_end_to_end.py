@@ -15,10 +15,11 @@ from tests.notifications.test_dispatcher import run_dispatch
 D = date(2026, 3, 20)
 
 
-def sign_in(client, business, phone):
-    client.post(
-        "/api/v1/member/auth/code/", {"business": business.slug, "phone": phone}, content_type="application/json"
-    )
+def sign_in(client, business, phone, capture):
+    with capture(execute=True):  # the code goes out after the request's transaction commits
+        client.post(
+            "/api/v1/member/auth/code/", {"business": business.slug, "phone": phone}, content_type="application/json"
+        )
     with scope(business=business.pk):
         body = RecordedMessage.objects.filter(to=phone).latest("id").body
     code = re.search(r"\b(\d{6})\b", body).group(1)
@@ -28,13 +29,15 @@ def sign_in(client, business, phone):
     return response.json()["token"]
 
 
-def test_a_browser_subscription_registered_through_the_api_receives_the_nights_push(client, push, db):
+def test_a_browser_subscription_registered_through_the_api_receives_the_nights_push(
+    client, push, db, django_capture_on_commit_callbacks
+):
     shop = business_make(slug="kopi-push", timezone="Asia/Kuala_Lumpur", frequency_cap_days=0,
                          channel_settings={"push": {"enabled": True}, "sms": {"enabled": True}})  # fmt: skip
     member = member_make(shop, first_name="Wei", phone="+60123456789", consents={"push": True})
     with time_machine.travel(at_local(shop, D, 0, 30), tick=False):
         visit_make(member, at=at_local(shop, D - timedelta(days=30), 12))
-    token = sign_in(client, shop, "+60123456789")
+    token = sign_in(client, shop, "+60123456789", django_capture_on_commit_callbacks)
     subscription = push.subscribe("browser-1")  # a fresh P-256 key pair and auth secret, as a browser makes
 
     registered = client.post("/api/v1/member/push-subscriptions/", subscription, content_type="application/json",
@@ -57,11 +60,11 @@ def test_a_browser_subscription_registered_through_the_api_receives_the_nights_p
     assert [d.status for d in deliveries(shop)] == ["sent"]
 
 
-def test_a_push_endpoint_outside_the_allowlist_is_refused(client, settings, db):
+def test_a_push_endpoint_outside_the_allowlist_is_refused(client, settings, db, django_capture_on_commit_callbacks):
     settings.PUSH_SERVICE_HOSTS = ["fcm.googleapis.com"]
     shop = business_make(slug="kopi-ssrf", channel_settings={"push": {"enabled": True}})
     member_make(shop, phone="+60123456789")
-    token = sign_in(client, shop, "+60123456789")
+    token = sign_in(client, shop, "+60123456789", django_capture_on_commit_callbacks)
 
     response = client.post(
         "/api/v1/member/push-subscriptions/",
