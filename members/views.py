@@ -209,11 +209,45 @@ def business_settings(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Settings saved.")
             return redirect("members:settings")
+    if which == "test":
+        return _channel_test(request, business)
     if which == "channels" and channel_form.is_valid():
         services.business_channels_set(business=business, **channel_form.cleaned_data)
         messages.success(request, "Channels saved.")
         return redirect("members:settings")
-    return render(request, "members/settings.html", {"form": form, "channel_form": channel_form})
+    test_channels = [("email", "Email"), ("sms", "SMS"), ("whatsapp", "WhatsApp")]
+    return render(
+        request, "members/settings.html", {"form": form, "channel_form": channel_form, "test_channels": test_channels}
+    )
+
+
+def _channel_test(request: HttpRequest, business) -> HttpResponse:
+    from notifications.channels import PermanentSendError, TransientSendError
+    from notifications.services import channel_test_send
+
+    channel = request.POST.get("channel", "")
+    raw = request.POST.get("to", "").strip()
+    try:
+        if channel not in ("sms", "whatsapp", "email"):
+            raise ValidationError("Choose SMS, WhatsApp or email for a test.")
+        if channel not in business.enabled_channels():
+            raise ValidationError(f"{channel} is not switched on yet.")
+        to = raw.lower() if channel == "email" else services.phone_normalise(raw, region=business.country)
+        if not to:
+            raise ValidationError("Enter where to send the test.")
+        provider_id = channel_test_send(business=business, channel=channel, to=to)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except (PermanentSendError, TransientSendError) as exc:
+        messages.error(request, f"The provider refused the test: {exc.reason}")
+    else:
+        recorded = provider_id.startswith("rec-")
+        messages.success(
+            request,
+            f"Test {channel} message sent to {to}."
+            + (" No provider credentials are set, so it was recorded (Admin → Recorded messages)." if recorded else ""),
+        )
+    return redirect("members:settings")
 
 
 # --- the team -----------------------------------------------------------------------------------

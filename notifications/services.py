@@ -30,3 +30,27 @@ def send_mark_opened(*, send: CampaignSend, at: datetime, delivery: Delivery | N
             for pk in ids
         )
     return first
+
+
+def channel_test_send(*, business, channel: str, to: str) -> str:
+    """Send a test message on a channel to the owner's own phone or email; returns the provider's
+    id, or raises the channel's PermanentSendError / TransientSendError with its reason."""
+    from django.conf import settings
+
+    from .channels import Message, backend_for
+
+    backend = backend_for(channel, business=business)
+    message = Message(
+        delivery_id=0,
+        business_id=business.pk,
+        member_id=0,
+        channel=channel,
+        to=to,
+        title=f"Test message from {business.name}",
+        body="This is how your members will receive win-back messages on this channel.",
+        url=f"{settings.SITE_URL}/",
+        extra={"test": True},
+    )
+    provider_id = backend.send(message)
+    backend.flush()
+    return provider_id

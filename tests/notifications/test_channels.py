@@ -331,3 +331,42 @@ def test_without_credentials_every_channel_records(shop, settings):
     assert all(
         isinstance(backend_for(c, business=shop), RecordingBackend) for c in ("sms", "whatsapp", "push", "email")
     )
+
+
+def test_the_owner_sends_a_test_message_through_the_real_channel(shop, twilio, client):
+    from tests.conftest import client_for, user_make
+
+    owner = client_for(user_make("owner", shop))
+
+    response = owner.post("/settings/", {"form": "test", "channel": "sms", "to": "012-345 6789"}, follow=True)
+
+    assert "Test sms message sent to +60123456789." in response.content.decode()
+    assert twilio.requests[0]["form"]["To"] == "+60123456789"
+    assert twilio.requests[0]["form"]["Body"].startswith("Test message from")
+
+
+def test_a_test_on_a_channel_not_set_up_is_refused(shop, client):
+    from tests.conftest import client_for, user_make
+
+    shop.channel_settings = {"email": {"enabled": True}}
+    shop.save()
+    owner = client_for(user_make("owner", shop))
+
+    response = owner.post("/settings/", {"form": "test", "channel": "sms", "to": "+60123456789"}, follow=True)
+
+    assert "sms is not switched on yet." in response.content.decode()
+    page = owner.get("/settings/").content.decode()
+    assert "SMS — not set up" in page
+
+
+def test_without_credentials_the_owner_sees_recorded_messages_in_the_admin(shop, settings):
+    from tests.conftest import client_for, user_make
+
+    settings.TWILIO_ACCOUNT_SID = ""
+    lapsed(shop)
+    send_night(shop, ["sms"])
+    owner = client_for(user_make("owner", shop))
+
+    page = owner.get("/admin/notifications/recordedmessage/").content.decode()
+
+    assert "+60123456789" in page and "We miss you, Wei!" in page
