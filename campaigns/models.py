@@ -157,12 +157,18 @@ class EvaluationRun(models.Model):
 class CampaignSend(models.Model):
     """A campaign's message to one member on one night (or a control hold-out)."""
 
-    business = models.ForeignKey(Business, on_delete=models.CASCADE)
-    # No FK constraints here: the night inserts millions of rows set-based, and PostgreSQL's
-    # deferred FK checks at COMMIT cost more than the insert itself (../shared/PERF.md).
-    campaign = models.ForeignKey(Campaign, on_delete=models.DO_NOTHING, related_name="sends", db_constraint=False)
-    member = models.ForeignKey(Member, on_delete=models.DO_NOTHING, related_name="campaign_sends", db_constraint=False)
-    run = models.ForeignKey(EvaluationRun, on_delete=models.DO_NOTHING, null=True, db_constraint=False)
+    # No FK constraints and no single-column FK indexes here: the night inserts millions of rows
+    # set-based, PostgreSQL's deferred FK checks at COMMIT cost more than the insert itself, and
+    # every index on the table slows it (../shared/PERF.md, docs/benchmarks.md); the composite
+    # indexes below serve every query.
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, db_constraint=False, db_index=False)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.DO_NOTHING, related_name="sends", db_constraint=False, db_index=False
+    )
+    member = models.ForeignKey(
+        Member, on_delete=models.DO_NOTHING, related_name="campaign_sends", db_constraint=False, db_index=False
+    )
+    run = models.ForeignKey(EvaluationRun, on_delete=models.DO_NOTHING, null=True, db_constraint=False, db_index=False)
     send_number = models.PositiveSmallIntegerField()
     arm = models.CharField(max_length=10, choices=Arm.choices, default=Arm.A)
     local_date = models.DateField()

@@ -1,0 +1,379 @@
+"""The dispatcher with a real Celery worker (2 processes) on Redis: deliveries sent per second."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+
+from .db import REDIS_URL, say
+from .night import StepTimer
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SAMPLE_TABLE = "bench_dispatch_sample"
+QUIET_START, QUIET_END = dtime(8, 0), dtime(20, 30)  # 08:00–21:00 in the dispatcher, with a margin
+
+
+class _Rollback(Exception):
+    pass
+
+
+@dataclass
+class DispatchResult:
+    sample: int = 0
+    businesses: int = 0
+    seconds: float = 0.0
+    statuses: dict[str, int] = field(default_factory=dict)
+    sent: int = 0
+    sent_span_s: float = 0.0
+    claimed: int = 0
+    tasks: int = 0
+    dispatch_s: float = 0.0
+    cancelled_at_limit: int = 0
+    worker_cpu_s: float | None = None
+    stopped_by_limit: bool = False
+    claim_plan: list[str] = field(default_factory=list)
+    inprocess: dict = field(default_factory=dict)
+    worker_log: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+    @property
+    def worker_rate(self) -> float:
+        return self.sent / self.sent_span_s if self.sent_span_s else 0.0
+
+
+# --- the worker ----------------------------------------------------------------------------------
+
+
+def broker_flush() -> None:
+    """Empty the benchmark's Redis database (14): no stale or unacknowledged task survives a run."""
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def worker_start(*, concurrency: int, log_path: str) -> subprocess.Popen:
+    celery = Path(sys.executable).with_name("celery")
+    cmd = [
+        str(celery),
+        "-A",
+        "winback",
+        "worker",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "WARNING",
+        "-Q",
+        "celery",
+        "-n",
+        f"bench-{os.getpid()}@%h",
+    ]
+    log = open(log_path, "wb")  # noqa: SIM115 - handed to the child, closed with it
+    try:
+        # Its own session: the whole group (main process and pool children) is stopped at the end.
+        return subprocess.Popen(
+            cmd, cwd=BASE_DIR, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    finally:
+        log.close()
+
+
+def worker_wait_ready(proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    from winback.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited with {proc.returncode}")
+        if app.control.ping(timeout=1.0):
+            return
+    raise RuntimeError("the Celery worker did not answer a ping in time")
+
+
+def worker_stop(proc: subprocess.Popen) -> None:
+    """Warm shutdown (SIGTERM to the main process, which stops its pool); the whole process
+    group is killed if it has not stopped in 30 s."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    # Pool children left behind in the group (they should have gone with the parent).
+    for pid in _group_pids(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: the process group
+            pids.append(int(entry.name))
+    return pids
+
+
+def _group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) of the live processes of a group, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in _group_pids(pgid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError):
+            continue
+    return total / ticks
+
+
+# --- the sample ----------------------------------------------------------------------------------
+
+
+def sample_prepare(cursor, *, size: int, now: datetime) -> tuple[int, int, datetime]:
+    """The first ``size`` scheduled deliveries (by id) of the businesses where it is daytime now
+    (the dispatcher defers SMS and WhatsApp outside 08:00–21:00 local), made due with one UPDATE:
+    like the 09:00 wave of one time zone, they all share one ``scheduled_at``."""
+    from django_scopes import scopes_disabled
+
+    from members.models import Business
+
+    with scopes_disabled():
+        businesses = list(Business.objects.values_list("pk", "timezone"))
+    from zoneinfo import ZoneInfo
+
+    daytime = [pk for pk, tz in businesses if QUIET_START <= now.astimezone(ZoneInfo(tz)).time() < QUIET_END]
+    cursor.execute(f"DROP TABLE IF EXISTS {SAMPLE_TABLE}")
+    cursor.execute(
+        f"CREATE UNLOGGED TABLE {SAMPLE_TABLE} AS SELECT id FROM notifications_delivery "  # noqa: S608
+        "WHERE status = 'scheduled' AND business_id = ANY(%s) ORDER BY id LIMIT %s",
+        [daytime, size],
+    )
+    cursor.execute(f"ALTER TABLE {SAMPLE_TABLE} ADD PRIMARY KEY (id)")
+    due = now - timedelta(minutes=1)
+    cursor.execute(
+        f"UPDATE notifications_delivery SET scheduled_at = %s WHERE id IN (SELECT id FROM {SAMPLE_TABLE})",  # noqa: S608
+        [due],
+    )
+    sample = cursor.rowcount
+    cursor.execute(
+        f"SELECT count(DISTINCT business_id) FROM notifications_delivery WHERE id IN (SELECT id FROM {SAMPLE_TABLE})"  # noqa: S608
+    )
+    n_businesses = cursor.fetchone()[0]
+    cursor.execute("ANALYZE notifications_delivery")
+    return sample, n_businesses, due
+
+
+def _count(cursor, where: str, params=()) -> int:
+    cursor.execute(f"SELECT count(*) FROM notifications_delivery WHERE {where}", params)  # noqa: S608
+    return cursor.fetchone()[0]
+
+
+def claim_explain(*, now: datetime, batch_size: int) -> list[str]:
+    """EXPLAIN ANALYZE of the dispatcher's own claim query (captured from ``deliveries_claim``),
+    in a transaction rolled back afterwards: nothing is claimed."""
+    from django.db import connection, transaction
+    from django_scopes import scopes_disabled
+
+    from notifications.dispatcher import deliveries_claim
+
+    captured: list = []
+
+    def capture(execute, sql, params, many, context):
+        if not captured and "SKIP LOCKED" in sql.upper():
+            captured.append((sql, params))
+        return execute(sql, params, many, context)
+
+    plan: list[str] = []
+    try:
+        with transaction.atomic():
+            with connection.execute_wrapper(capture), scopes_disabled():
+                deliveries_claim(now=now, limit=batch_size)
+            if captured:
+                sql, params = captured[0]
+                with connection.cursor() as cursor:
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+                    plan = [row[0] for row in cursor.fetchall()]
+            raise _Rollback
+    except _Rollback:
+        pass
+    return plan
+
+
+def inprocess_batch(*, now: datetime, batch_size: int) -> dict:
+    """One batch claimed and sent in this process: where a worker's time goes (SQL by statement
+    kind against Python), without Celery."""
+    from django.db import connection
+    from django_scopes import scopes_disabled
+
+    from notifications.dispatcher import deliveries_claim, deliveries_send
+    from winback.tenancy import business_scope
+
+    with scopes_disabled():
+        batches = deliveries_claim(now=now, limit=batch_size)
+    timer = SendTimer()
+    sent = 0
+    start = time.perf_counter()
+    with connection.execute_wrapper(timer):
+        for business_id, ids in batches.items():
+            with business_scope(business_id):
+                sent += deliveries_send(delivery_ids=ids).sent
+    seconds = time.perf_counter() - start
+    sql = sum(timer.seconds.values())
+    return {
+        "ids": [i for ids in batches.values() for i in ids],
+        "deliveries": sum(len(v) for v in batches.values()),
+        "sent": sent,
+        "seconds": seconds,
+        "sql_s": sql,
+        "python_s": seconds - sql,
+        "steps": dict(sorted(timer.seconds.items(), key=lambda kv: -kv[1])[:8]),
+        "calls": dict(timer.calls),
+    }
+
+
+class SendTimer(StepTimer):
+    def __call__(self, execute, sql, params, many, context):
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            flat = " ".join(sql.split())[:160]
+            head = flat.split(" WHERE ")[0]
+            key = head if len(head) < 90 else head[:90] + "…"
+            self.seconds[key] += time.perf_counter() - start
+            self.calls[key] += 1
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def dispatch_run(
+    *,
+    sample_size: int,
+    time_limit: float,
+    concurrency: int = 2,
+    batch_size: int = 500,
+    ahead_batches: int = 10,
+    drain_timeout: float = 300.0,
+) -> DispatchResult:
+    """Make a sample due, start the worker, call ``dispatch_due`` until nothing is left to claim
+    (keeping ``ahead_batches`` batches queued ahead of the worker, as a beat tick would), wait
+    until nothing is queued or sending, stop the worker."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from notifications.dispatcher import dispatch_due
+    from notifications.tasks import deliveries_send_task
+
+    result = DispatchResult()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        result.sample, result.businesses, _ = sample_prepare(cursor, size=sample_size, now=now)
+    if not result.sample:
+        result.notes.append("no scheduled delivery of a business in daytime: nothing to dispatch")
+        return result
+    say(f"  sample: {result.sample:,} deliveries of {result.businesses} businesses where it is daytime, due now")
+
+    result.claim_plan = claim_explain(now=timezone.now(), batch_size=batch_size)
+    result.inprocess = inprocess_batch(now=timezone.now(), batch_size=batch_size)
+    with connection.cursor() as cursor:  # the worker's figures leave this batch out
+        cursor.execute(f"DELETE FROM {SAMPLE_TABLE} WHERE id = ANY(%s)", [result.inprocess.pop("ids")])  # noqa: S608
+        result.sample -= cursor.rowcount
+    say(
+        f"  one batch in-process (no Celery): {result.inprocess['deliveries']} deliveries in "
+        f"{result.inprocess['seconds'] * 1000:.0f} ms (SQL {result.inprocess['sql_s'] * 1000:.0f} ms)"
+    )
+
+    broker_flush()
+    with tempfile.NamedTemporaryFile(prefix="winback-bench-worker-", suffix=".log", delete=False) as log:
+        log_path = log.name
+    result.worker_log = log_path
+    proc = worker_start(concurrency=concurrency, log_path=log_path)
+    try:
+        worker_wait_ready(proc)
+        cpu_before = _group_cpu_seconds(proc.pid)
+        say(f"  worker up (pid {proc.pid}, concurrency {concurrency}, log {log_path}); dispatching…")
+
+        def enqueue(business_id: int, ids: list[int]) -> None:
+            deliveries_send_task.delay(business_id=business_id, delivery_ids=ids)
+
+        start = time.perf_counter()
+        deadline = start + time_limit
+        exhausted = False
+        last_report = start
+        with connection.cursor() as cursor:
+            while True:
+                inflight = _count(cursor, "status IN ('queued', 'sending')")
+                if not exhausted and inflight < ahead_batches * batch_size:
+                    wanted = max(1, (ahead_batches * batch_size - inflight) // batch_size)
+                    d_start = time.perf_counter()
+                    report = dispatch_due(
+                        now=timezone.now(), enqueue=enqueue, batch_size=batch_size, max_batches=wanted
+                    )
+                    result.dispatch_s += time.perf_counter() - d_start
+                    result.claimed += report.claimed
+                    result.tasks += report.batches
+                    if not report.claimed:
+                        exhausted = True
+                    inflight += report.claimed
+                if exhausted and inflight == 0:
+                    break
+                moment = time.perf_counter()
+                if not exhausted and moment > deadline:
+                    cursor.execute(
+                        "UPDATE notifications_delivery SET status = 'cancelled', updated_at = now(), "  # noqa: S608
+                        f"last_error = 'benchmark time limit' WHERE status = 'scheduled' AND scheduled_at <= now() "
+                        f"AND id IN (SELECT id FROM {SAMPLE_TABLE})"
+                    )
+                    result.cancelled_at_limit = cursor.rowcount
+                    result.stopped_by_limit = True
+                    exhausted = True
+                    say(f"  time limit: {result.cancelled_at_limit:,} deliveries not yet claimed cancelled")
+                if moment > deadline + drain_timeout:
+                    result.notes.append(f"{inflight} deliveries still queued or sending after the drain timeout")
+                    break
+                if moment - last_report >= 10:
+                    last_report = moment
+                    say(f"    {moment - start:5.0f} s: {result.claimed:,} claimed, {inflight:,} queued or sending")
+                time.sleep(0.2)
+        result.seconds = time.perf_counter() - start
+        result.worker_cpu_s = _group_cpu_seconds(proc.pid) - cpu_before
+    finally:
+        worker_stop(proc)
+        broker_flush()
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT d.status, count(*), min(d.sent_at), max(d.sent_at) FROM notifications_delivery d "  # noqa: S608
+            f"JOIN {SAMPLE_TABLE} s ON s.id = d.id GROUP BY d.status ORDER BY 2 DESC"
+        )
+        first, last = None, None
+        for status, n, lo, hi in cursor.fetchall():
+            result.statuses[status] = n
+            if status == "sent":
+                result.sent, first, last = n, lo, hi
+        if first and last:
+            result.sent_span_s = (last - first).total_seconds()
+        cursor.execute(f"DROP TABLE {SAMPLE_TABLE}")
+    return result
