@@ -50,6 +50,7 @@ fmt: deps-dev
 
 bench: deps-dev
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.pages --docs
 
 bench-api: deps-dev
 	$(BIN)/python benchmarks/api_load.py
