@@ -63,8 +63,12 @@ def test_a_member_signs_in_sees_card_and_reward_and_a_push_opens_the_message(pag
     registrations = []
     cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
     cdp.send("ServiceWorker.enable")
-    page.wait_for_timeout(500)
-    registration_id = next(r["registrationId"] for r in registrations if r["scopeURL"].endswith("/w/"))
+    for _ in range(100):  # the registration event arrives asynchronously
+        scoped = [r["registrationId"] for r in registrations if r["scopeURL"].endswith("/w/")]
+        if scoped:
+            break
+        page.wait_for_timeout(100)
+    registration_id = scoped[0]
     link = open_url(delivery.pk)
     cdp.send("ServiceWorker.deliverPushMessage", {
         "origin": live_server.url, "registrationId": registration_id,
