@@ -208,10 +208,6 @@ class RunResult:
     stats: dict[int, dict[str, int]]
     dry_run: bool = False
 
-    @property
-    def sends(self) -> int:
-        return sum(s.get("sends", 0) + s.get("control", 0) for s in self.stats.values())
-
 
 def business_evaluate(
     *, business: Business, local_date: date, now: datetime, dry_run: bool = False

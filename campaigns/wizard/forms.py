@@ -3,8 +3,6 @@ cleaned data into campaign fields; the model's validation (``campaigns.rules``) 
 
 from __future__ import annotations
 
-from datetime import time
-
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -355,4 +353,3 @@ STEPS: list[tuple[str, type[StepForm]]] = [
     ("review", ReviewForm),
 ]
 STEP_NAMES = [name for name, _ in STEPS]
-DEFAULT_SEND_AT = time(9, 0)

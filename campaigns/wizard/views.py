@@ -10,7 +10,6 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -341,7 +340,3 @@ def message_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "link": link,
         },
     )
-
-
-def wizard_url(campaign: Campaign, step: str) -> str:
-    return reverse("campaigns:wizard-step", kwargs={"campaign_id": campaign.pk, "step": step})
