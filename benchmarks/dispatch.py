@@ -377,3 +377,98 @@ def dispatch_run(
             result.sent_span_s = (last - first).total_seconds()
         cursor.execute(f"DROP TABLE {SAMPLE_TABLE}")
     return result
+
+
+# --- the dispatcher alone: ``python -m benchmarks.dispatch`` ----------------------------------------
+
+
+def _cancel_leftovers(cursor) -> int:
+    cursor.execute(
+        "UPDATE notifications_delivery SET status = 'cancelled', updated_at = now(), "  # noqa: S608
+        f"last_error = 'benchmark leftover' WHERE status = 'scheduled' AND id IN (SELECT id FROM {SAMPLE_TABLE})"
+    )
+    return cursor.rowcount
+
+
+def _inprocess_print(label: str, ip: dict) -> None:
+    n = max(ip["deliveries"], 1)
+    say(
+        f"  {label}: {ip['deliveries']} deliveries, {ip['sent']} sent in {ip['seconds'] * 1000:.0f} ms "
+        f"= {ip['seconds'] / n * 1e6:,.0f} µs per delivery (SQL {ip['sql_s'] * 1000:.0f} ms = "
+        f"{ip['sql_s'] / n * 1e6:,.0f} µs, Python {ip['python_s'] * 1000:.0f} ms = {ip['python_s'] / n * 1e6:,.0f} µs)"
+    )
+    for step, seconds in ip["steps"].items():
+        say(f"    {seconds * 1000:7.1f} ms  {ip['calls'].get(step, 0):3d}×  {step}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time the dispatcher on the deliveries a ``benchmarks.run`` left in winback_bench (no dataset
+    generation, no nights): in-process batches with the SQL/Python split (and a cProfile), then,
+    unless ``--inprocess-only``, the real 2-process Celery worker."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.dispatch", description=main.__doc__)
+    p.add_argument("--sample", type=int, default=100_000, help="deliveries made due for the worker")
+    p.add_argument("--seconds", type=float, default=60.0, help="stop claiming after this long")
+    p.add_argument("--batches", type=int, default=3, help="in-process batches of 500 timed before the worker")
+    p.add_argument("--profile", type=int, default=0, help="cProfile one more batch; print this many functions")
+    p.add_argument("--inprocess-only", action="store_true", help="no Celery worker")
+    args = p.parse_args(argv)
+
+    from . import db
+
+    db.environment_set()
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.utils import timezone
+
+    batch = 500
+    with connection.cursor() as cursor:
+        size = batch * (args.batches + (1 if args.profile else 0))
+        sample, businesses, _ = sample_prepare(cursor, size=size, now=timezone.now())
+    if not sample:
+        say("no scheduled delivery of a business in daytime in winback_bench: run benchmarks.run first")
+        return 1
+    say(f"in-process: {sample:,} deliveries of {businesses} businesses made due")
+    for i in range(args.batches):
+        _inprocess_print(f"batch {i + 1}", inprocess_batch(now=timezone.now(), batch_size=batch))
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        ip = inprocess_batch(now=timezone.now(), batch_size=batch)
+        profiler.disable()
+        _inprocess_print("profiled batch (cProfile inflates Python)", ip)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
+    with connection.cursor() as cursor:
+        _cancel_leftovers(cursor)
+        cursor.execute(f"DROP TABLE {SAMPLE_TABLE}")
+    if args.inprocess_only:
+        return 0
+
+    say("worker:")
+    d = dispatch_run(sample_size=args.sample, time_limit=args.seconds)
+    _inprocess_print("in-process batch before the worker", d.inprocess)
+    say(
+        f"  dispatcher, 2 workers: {d.sent:,} sent in {d.seconds:.1f} s = {d.rate:,.0f}/s "
+        f"(first to last sent_at: {d.worker_rate:,.0f}/s); {d.statuses}"
+    )
+    if d.sent:
+        say(
+            f"  worker CPU {d.worker_cpu_s or 0:.1f} s = {(d.worker_cpu_s or 0) / d.sent * 1e6:,.0f} µs per delivery; "
+            f"dispatch_due {d.dispatch_s:.1f} s = {d.dispatch_s / max(d.claimed, 1) * 1e6:,.0f} µs per delivery "
+            f"({d.tasks} tasks)"
+        )
+    for note in d.notes:
+        say(f"  note: {note}")
+    connection.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
