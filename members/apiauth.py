@@ -22,8 +22,8 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from django_scopes import scopes_disabled
 
-from .models import ApiKey, Business, Member, MemberStatus, MemberToken, OneTimeCode
-from .services import phone_normalise
+from .models import CHANNELS, ApiKey, Business, ConsentSource, Member, MemberStatus, MemberToken, OneTimeCode
+from .services import member_create, phone_normalise
 
 CODE_TTL = timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5  # wrong guesses before a code is dead
@@ -93,23 +93,8 @@ def code_request(
     channel, value = identifier_normalise(business=business, phone=phone, email=email)
     identifier = _identifier_digest(business, value)
     ip = _keyed_digest("ip", client_ip or "unknown")
-    since = now - CODE_LIMIT_WINDOW
-    with scopes_disabled():  # the per-client limit counts requests to every business
-        per_client = OneTimeCode.objects.filter(ip_digest=ip, created_at__gt=since)
-        oldest_client = per_client.order_by("created_at").values_list("created_at", flat=True)
-        if per_client.count() >= CODES_PER_CLIENT:
-            raise CodeRateLimited(_retry_after(oldest_client[0], now))
-    per_identifier = OneTimeCode.objects.filter(business=business, identifier_digest=identifier, created_at__gt=since)
-    if per_identifier.count() >= CODES_PER_IDENTIFIER:
-        first = per_identifier.order_by("created_at").values_list("created_at", flat=True)[0]
-        raise CodeRateLimited(_retry_after(first, now))
-
-    lookup = {"phone": value} if channel == "sms" else {"email": value}
-    member = (
-        Member.objects.filter(business=business, status=MemberStatus.ACTIVE, **lookup).order_by("pk").first()
-        if value
-        else None
-    )
+    _code_limits_check(business=business, identifier=identifier, ip=ip, now=now)
+    member = _member_by_identifier(business=business, channel=channel, value=value)
     code = f"{secrets.randbelow(1_000_000):06d}"
     row = OneTimeCode.objects.create(
         business=business,
@@ -141,8 +126,94 @@ def code_request(
     return CodeRequest(code=row, sent=True)
 
 
+def _code_limits_check(*, business: Business, identifier: str, ip: str, now: datetime) -> None:
+    """Raise ``CodeRateLimited`` when this client address or this phone or email asked too often."""
+    since = now - CODE_LIMIT_WINDOW
+    with scopes_disabled():  # the per-client limit counts requests to every business
+        per_client = OneTimeCode.objects.filter(ip_digest=ip, created_at__gt=since)
+        oldest_client = per_client.order_by("created_at").values_list("created_at", flat=True)
+        if per_client.count() >= CODES_PER_CLIENT:
+            raise CodeRateLimited(_retry_after(oldest_client[0], now))
+    per_identifier = OneTimeCode.objects.filter(business=business, identifier_digest=identifier, created_at__gt=since)
+    if per_identifier.count() >= CODES_PER_IDENTIFIER:
+        first = per_identifier.order_by("created_at").values_list("created_at", flat=True)[0]
+        raise CodeRateLimited(_retry_after(first, now))
+
+
+def _member_by_identifier(*, business: Business, channel: str, value: str) -> Member | None:
+    """The active member of ``business`` with this phone (channel ``sms``) or email, if any."""
+    if not value:
+        return None
+    lookup = {"phone": value} if channel == "sms" else {"email": value}
+    return Member.objects.filter(business=business, status=MemberStatus.ACTIVE, **lookup).order_by("pk").first()
+
+
 def _retry_after(oldest: datetime, now: datetime) -> int:
     return max(1, int((oldest + CODE_LIMIT_WINDOW - now).total_seconds()) + 1)
+
+
+# What each channel needs to reach a member who joins: push needs a subscription, made later.
+CONSENT_NEEDS = {"sms": "sms", "whatsapp": "sms", "email": "email"}
+CONSENT_NEEDS_MESSAGE = {"sms": "Give a phone number to get text messages.",
+                         "whatsapp": "Give a phone number to get WhatsApp messages.",
+                         "email": "Give an email address to get emails."}  # fmt: skip
+
+
+def member_join(
+    *,
+    business: Business,
+    first_name: str,
+    last_name: str = "",
+    phone: str = "",
+    email: str = "",
+    consents: dict[str, bool] | None = None,
+    client_ip: str,
+    now: datetime | None = None,
+) -> CodeRequest:
+    """A person joins the program from the member app: a new member with exactly the consents they
+    ticked (recorded with source ``signup``), then a sign-in code to the phone or email, exchanged
+    for a token as at sign-in.
+
+    A phone or email that already belongs to an active member of the business creates nobody and
+    changes nothing of that member (whoever typed it has not yet shown the phone or inbox is
+    theirs: the name and consents stay the member's); the member gets a sign-in code instead, and
+    the caller cannot tell the two cases apart. A phone or email on the suppression list (an
+    erased member's) joins without consent, as every member creation does. Rate-limited like
+    ``code_request``, before anyone is created.
+    """
+    now = now or timezone.now()
+    channel, value = identifier_normalise(business=business, phone=phone, email=email)
+    granted = {c: True for c, v in (consents or {}).items() if v and c in CHANNELS}
+    unreachable = {
+        f"consents.{c}": CONSENT_NEEDS_MESSAGE[c] for c in granted if CONSENT_NEEDS.get(c, channel) != channel
+    }
+    if unreachable:
+        raise ValidationError(unreachable)
+    identifier = _identifier_digest(business, value)
+    ip = _keyed_digest("ip", client_ip or "unknown")
+    with transaction.atomic():
+        # Two joins with one phone at once must not make two members: the joins of a business
+        # queue on its row (NO KEY UPDATE, so rows that reference the business are not held up).
+        Business.objects.select_for_update(no_key=True).filter(pk=business.pk).values_list("pk").get()
+        _code_limits_check(business=business, identifier=identifier, ip=ip, now=now)
+        if _member_by_identifier(business=business, channel=channel, value=value) is None:
+            member_create(
+                business=business,
+                first_name=first_name,
+                last_name=last_name,
+                phone=value if channel == "sms" else "",
+                email=value if channel == "email" else "",
+                consents=granted,
+                consent_source=ConsentSource.SIGNUP,
+                at=now,
+            )
+        return code_request(
+            business=business,
+            phone=value if channel == "sms" else "",
+            email=value if channel == "email" else "",
+            client_ip=client_ip,
+            now=now,
+        )
 
 
 @dataclass

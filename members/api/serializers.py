@@ -40,6 +40,23 @@ class CodeExchangeSerializer(IdentifierSerializer):
     device_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
+class JoinConsentsSerializer(serializers.Serializer):
+    """Nothing is granted unless it is ``true``: the form shows every box unticked."""
+
+    push = serializers.BooleanField(default=False, help_text="Notifications from the app.")
+    sms = serializers.BooleanField(default=False, help_text="Text messages (needs the phone).")
+    whatsapp = serializers.BooleanField(default=False, help_text="WhatsApp messages (needs the phone).")
+    email = serializers.BooleanField(default=False, help_text="Emails (needs the email address).")
+
+
+class JoinSerializer(IdentifierSerializer):
+    first_name = serializers.CharField(max_length=80)
+    last_name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+    consents = JoinConsentsSerializer(
+        required=False, help_text="The channels the person agreed to be messaged on; omitted ones are not granted."
+    )
+
+
 class BusinessBriefSerializer(serializers.Serializer):
     name = serializers.CharField(read_only=True)
     slug = serializers.CharField(read_only=True)

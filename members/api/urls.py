@@ -4,6 +4,7 @@ from . import manage, pos, views
 
 member_app = [
     path("member/auth/code/", views.CodeRequestView.as_view(), name="member-code-request"),
+    path("member/auth/join/", views.JoinView.as_view(), name="member-join"),
     path("member/auth/token/", views.CodeExchangeView.as_view(), name="member-code-exchange"),
     path("member/auth/sign-out/", views.SignOutView.as_view(), name="member-sign-out"),
     path("member/devices/", views.DeviceListView.as_view(), name="member-device-list"),

@@ -68,6 +68,44 @@ class CodeRequestView(PublicAPIView):
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
+class JoinView(PublicAPIView):
+    """Join the loyalty program: first name, optional last name, a phone or an email, and consent
+    per channel (nothing is granted unless ticked). A sign-in code goes to the phone or email;
+    exchange it at `member/auth/token/` as at sign-in.
+
+    A phone or email that is already a member's creates nobody and changes nothing: that member
+    gets a sign-in code, and the answer is the same. Limited like the code request (429)."""
+
+    throttle_classes = [ClientIPThrottle]
+    throttle_scope = "sign_in"
+
+    @extend_schema(tags=[TAG], request=s.JoinSerializer, responses={202: s.CodeRequestedSerializer}, auth=[])
+    def post(self, request):
+        data = s.JoinSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        business = _business_by_slug(v["business"])
+        with business_scope(business):
+            try:
+                apiauth.member_join(
+                    business=business,
+                    first_name=v["first_name"],
+                    last_name=v["last_name"],
+                    phone=v["phone"],
+                    email=v["email"],
+                    consents=v.get("consents") or {},
+                    client_ip=client_ip(request),
+                )
+            except apiauth.CodeRateLimited as exc:
+                raise exceptions.Throttled(wait=exc.retry_after, detail="Too many codes were requested.") from None
+        # The same answer whether the person is new or already a member.
+        body = {
+            "detail": "A code is on its way to this phone or email: enter it to see your card.",
+            "expires_in": int(apiauth.CODE_TTL.total_seconds()),
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
 class CodeExchangeView(PublicAPIView):
     """Exchange a sign-in code for a device token (once; a wrong, used or expired code is a 400)."""
 

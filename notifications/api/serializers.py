@@ -45,3 +45,10 @@ class PushSubscriptionSerializer(serializers.Serializer):
     endpoint = serializers.CharField(read_only=True)
     user_agent = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
+
+
+class PushKeySerializer(serializers.Serializer):
+    public_key = serializers.CharField(
+        help_text="The VAPID application server key: an uncompressed P-256 point, base64url without "
+        "padding, as `PushManager.subscribe({applicationServerKey})` wants it."
+    )

@@ -37,7 +37,7 @@ def test_the_schema_documents_every_route_and_method():
         if method in ("get", "post", "put", "patch", "delete")
     }
 
-    routes = {("/" + re.sub(r"<int:(\w+)>", r"{\1}", route), method) for route, method in api_routes()}
+    routes = {("/" + re.sub(r"<(?:int|slug):(\w+)>", r"{\1}", route), method) for route, method in api_routes()}
     assert documented == routes
 
 
