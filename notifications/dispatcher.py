@@ -19,26 +19,39 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.core import signing
+from django.db import connection, transaction
 from django.db.models import Case, CharField, Exists, F, OuterRef, Value, When
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
-from campaigns.models import CampaignSend, CampaignStatus, SendOutcome
+from campaigns.models import Campaign, CampaignSend, CampaignStatus, SendOutcome
 from campaigns.rules import QUIET_END, QUIET_START
-from members.models import ConsentSource, MemberStatus, RewardStatus, WalletReward
+from members.models import Business, ConsentSource, Member, MemberStatus, RewardStatus, WalletReward
 
 from .channels import Message, PermanentSendError, TransientSendError, backend_for
 from .models import Delivery, DeliveryEvent, DeliveryStatus, PushSubscription
 
 LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
+# Deliveries marked ``sending`` (and committed) before their provider calls: a worker lost
+# mid-chunk leaves at most this many unconfirmed.
 CHUNK = 50
 QUIET_CHANNELS = ("sms", "whatsapp")
+OPEN_SALT = "winback.open"
+WENT_OUT = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.OPENED)
+PENDING_OR_SENDING = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+FAILED_ANY = (DeliveryStatus.FAILED, DeliveryStatus.UNCONFIRMED)
+
+# Raw SQL (PostgreSQL) for the per-chunk writes: one statement where the ORM needs several.
+_DELIVERY = Delivery._meta.db_table
+_EVENT = DeliveryEvent._meta.db_table
+_SEND = CampaignSend._meta.db_table
+_REWARD = WalletReward._meta.db_table
 
 
 @dataclass
@@ -51,10 +64,26 @@ class DispatchReport:
 
 def _events(rows: list[tuple[int, int]], status: str, at: datetime, detail: str = "") -> None:
     """Record a status change for (delivery id, business id) rows."""
-    DeliveryEvent.objects.bulk_create(
-        [DeliveryEvent(delivery_id=d, business_id=b, status=status, at=at, detail=detail[:500]) for d, b in rows],
-        batch_size=1000,
+    at_db, detail = connection.ops.adapt_datetimefield_value(at), detail[:500]
+    rows_insert(DeliveryEvent, ("business_id", "delivery_id", "status", "at", "detail"),
+                [(b, d, status, at_db, detail) for d, b in rows])  # fmt: skip
+
+
+def rows_insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Multi-row INSERTs of plain tuples (values already adapted for the database), as few as the
+    backend's parameter limit allows: no model instance per row."""
+    if not rows:
+        return
+    ops = connection.ops
+    head = (
+        f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({', '.join(ops.quote_name(c) for c in columns)}) VALUES "
     )
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    size = max(ops.bulk_batch_size(columns, rows), 1)
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), size):
+            part = rows[start : start + size]
+            cursor.execute(head + ", ".join([one] * len(part)), [value for row in part for value in row])
 
 
 def leases_expire(*, now: datetime) -> tuple[int, int]:
@@ -87,6 +116,22 @@ def leases_expire(*, now: datetime) -> tuple[int, int]:
 
 def deliveries_claim(*, now: datetime, limit: int) -> dict[int, list[int]]:
     """Claim up to ``limit`` due deliveries; returns their ids by business."""
+    if connection.vendor == "postgresql":
+        # One statement (its own transaction): lock, mark queued and record the event.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH due AS (SELECT id FROM {_DELIVERY} WHERE status = %s AND scheduled_at <= %s "  # noqa: S608
+                "ORDER BY scheduled_at, id LIMIT %s FOR UPDATE SKIP LOCKED), "
+                f"claimed AS (UPDATE {_DELIVERY} d SET status = %s, lease_expires_at = %s, updated_at = %s "
+                "FROM due WHERE d.id = due.id RETURNING d.id, d.business_id), "
+                f"events AS (INSERT INTO {_EVENT} (business_id, delivery_id, status, at, detail) "
+                "SELECT business_id, id, %s, %s, '' FROM claimed) "
+                "SELECT id, business_id FROM claimed ORDER BY id",
+                [DeliveryStatus.SCHEDULED, now, limit, DeliveryStatus.QUEUED, now + LEASE, now,
+                 DeliveryStatus.QUEUED, now],
+            )  # fmt: skip
+            rows = cursor.fetchall()
+        return _by_business(rows)
     with transaction.atomic():
         rows = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -100,6 +145,10 @@ def deliveries_claim(*, now: datetime, limit: int) -> dict[int, list[int]]:
             status=DeliveryStatus.QUEUED, lease_expires_at=now + LEASE, updated_at=now
         )
         _events(rows, DeliveryStatus.QUEUED, now)
+    return _by_business(rows)
+
+
+def _by_business(rows: list[tuple[int, int]]) -> dict[int, list[int]]:
     batches: dict[int, list[int]] = defaultdict(list)
     for delivery_id, business_id in rows:
         batches[business_id].append(delivery_id)
@@ -155,9 +204,7 @@ def quiet_hours_end(*, now: datetime, tz: ZoneInfo) -> datetime | None:
 
 
 def open_url(delivery_id: int) -> str:
-    from django.core import signing
-
-    token = signing.dumps({"d": delivery_id}, salt="winback.open", compress=True)
+    token = signing.dumps({"d": delivery_id}, salt=OPEN_SALT, compress=True)
     return f"{settings.SITE_URL}/m/{token}/"
 
 
@@ -173,49 +220,6 @@ class SendReport:
     details: dict = field(default_factory=dict)
 
 
-def _reachable(delivery: Delivery, subscriptions: dict[int, list[PushSubscription]]) -> bool:
-    member, channel = delivery.member, delivery.channel
-    if member.status != MemberStatus.ACTIVE or not member.has_consent(channel):
-        return False
-    if channel in ("sms", "whatsapp"):
-        return bool(member.phone)
-    if channel == "email":
-        return bool(member.email)
-    return bool(subscriptions.get(member.pk))
-
-
-def _message(delivery: Delivery, subscriptions, rewards: dict[int, str], today_by_tz) -> Message:
-    send, campaign, member = delivery.send, delivery.campaign, delivery.member
-    step = campaign.step(send.send_number)
-    title, body = step["title"], step["body"]
-    if send.arm == "b" and send.send_number == 1 and campaign.ab_enabled:
-        title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
-    tz = ZoneInfo(member.timezone or delivery.business.timezone)
-    days_away = None
-    if member.last_purchase_at:
-        days_away = (today_by_tz(tz) - member.last_purchase_at.astimezone(tz).date()).days
-    reward = rewards.get(send.pk, "")
-    values = {"first_name": member.first_name, "business": delivery.business.name, "reward": reward,
-              "days_away": days_away}  # fmt: skip
-    to = {"sms": member.phone, "whatsapp": member.phone, "email": member.email}.get(delivery.channel, "")
-    extra: dict = {"send_id": send.pk, "campaign_id": campaign.pk, "reward": reward}
-    if delivery.channel == "push":
-        subs = subscriptions.get(member.pk, [])
-        to = subs[0].endpoint if subs else ""
-        extra["subscriptions"] = [s.pk for s in subs]
-    return Message(
-        delivery_id=delivery.pk,
-        business_id=delivery.business_id,
-        member_id=member.pk,
-        channel=delivery.channel,
-        to=to,
-        title=render(title, **values),
-        body=render(body, **values),
-        url=open_url(delivery.pk),
-        extra=extra,
-    )
-
-
 def deliveries_send(
     *,
     delivery_ids: list[int],
@@ -225,185 +229,347 @@ def deliveries_send(
     """Send a claimed batch (runs in a worker, inside the batch's business scope)."""
     report = SendReport()
     now = now_fn()
-    deliveries = list(
+    # Plain rows, not model instances: a batch is hundreds of deliveries and the worker's CPU is
+    # the dispatcher's limit. Campaigns and businesses are few: loaded once each.
+    rows = list(
         Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED)
-        .select_related("send", "campaign", "member", "business")
         .order_by("scheduled_at", "id")
+        .values("id", "business_id", "send_id", "campaign_id", "member_id", "channel", "attempts", **_ROW_FIELDS)
     )
-    if not deliveries:
+    if not rows:
         return report
-    push_members = [d.member_id for d in deliveries if d.channel == "push"]
+    campaigns = Campaign.objects.in_bulk({r["campaign_id"] for r in rows})
+    businesses = Business.objects.in_bulk({r["business_id"] for r in rows})
+    push_members = [r["member_id"] for r in rows if r["channel"] == "push"]
     subscriptions: dict[int, list[PushSubscription]] = defaultdict(list)
-    for sub in PushSubscription.objects.filter(member_id__in=push_members).order_by("-created_at"):
-        subscriptions[sub.member_id].append(sub)
+    if push_members:
+        for sub in PushSubscription.objects.filter(member_id__in=push_members).order_by("-created_at"):
+            subscriptions[sub.member_id].append(sub)
 
     cancel, returned, unreachable, ready = [], [], [], []
-    defer: dict[datetime, list[Delivery]] = defaultdict(list)
-    for d in deliveries:
-        member_tz = ZoneInfo(d.member.timezone or d.business.timezone)
-        if d.campaign.status != CampaignStatus.ACTIVE:
-            cancel.append(d)
-        elif (
-            d.campaign.skip_if_returned
-            and d.member.last_purchase_at is not None
-            and d.member.last_purchase_at > d.send.created_at
-        ):
-            returned.append(d)
-        elif not _reachable(d, subscriptions):
-            unreachable.append(d)
-        elif d.channel in QUIET_CHANNELS and (resume := quiet_hours_end(now=now, tz=member_tz)) is not None:
-            defer[resume].append(d)
+    defer: dict[datetime, list[dict]] = defaultdict(list)
+    quiet_until: dict[str, datetime | None] = {}
+    for r in rows:
+        campaign = campaigns.get(r["campaign_id"])
+        if campaign is None or campaign.status != CampaignStatus.ACTIVE:
+            cancel.append(r)
+        elif campaign.skip_if_returned and r["last_purchase_at"] is not None and r["last_purchase_at"] > r["sent_on"]:
+            returned.append(r)
+        elif not _reachable(r, subscriptions):
+            unreachable.append(r)
+        elif r["channel"] in QUIET_CHANNELS:
+            tz_key = r["member_tz"] or businesses[r["business_id"]].timezone
+            if tz_key not in quiet_until:
+                quiet_until[tz_key] = quiet_hours_end(now=now, tz=ZoneInfo(tz_key))
+            if (resume := quiet_until[tz_key]) is not None:
+                defer[resume].append(r)
+            else:
+                ready.append(r)
         else:
-            ready.append(d)
+            ready.append(r)
 
-    def finish(group: list[Delivery], status: str, detail: str) -> None:
+    def finish(group: list[dict], status: str, detail: str) -> None:
         if not group:
             return
-        Delivery.objects.filter(id__in=[d.pk for d in group], status=DeliveryStatus.QUEUED).update(
+        Delivery.objects.filter(id__in=[r["id"] for r in group], status=DeliveryStatus.QUEUED).update(
             status=status, updated_at=now, last_error=detail, lease_expires_at=None
         )
-        _events([(d.pk, d.business_id) for d in group], status, now, detail)
+        _events([(r["id"], r["business_id"]) for r in group], status, now, detail)
 
     finish(cancel, DeliveryStatus.CANCELLED, "campaign no longer active")
     finish(returned, DeliveryStatus.SKIPPED, "returned before send")
     finish(unreachable, DeliveryStatus.SKIPPED, "no consent or address on this channel any more")
     for resume, group in defer.items():
         # Quiet hours, checked again at the moment of sending: back to the outbox until 08:00.
-        Delivery.objects.filter(id__in=[d.pk for d in group], status=DeliveryStatus.QUEUED).update(
+        Delivery.objects.filter(id__in=[r["id"] for r in group], status=DeliveryStatus.QUEUED).update(
             status=DeliveryStatus.SCHEDULED, scheduled_at=resume, updated_at=now, lease_expires_at=None
         )
-        _events([(d.pk, d.business_id) for d in group], DeliveryStatus.SCHEDULED, now, "quiet hours: deferred")
+        _events([(r["id"], r["business_id"]) for r in group], DeliveryStatus.SCHEDULED, now, "quiet hours: deferred")
     report.cancelled, report.skipped = len(cancel), len(returned) + len(unreachable)
     report.deferred = sum(len(g) for g in defer.values())
 
-    rewards = {}
     if ready:
-        for send_id, title in WalletReward.objects.filter(send_id__in={d.send_id for d in ready}).values_list(
-            "send_id", "title"
-        ):
-            rewards[send_id] = title
-    today_cache: dict[str, object] = {}
+        composer = _Composer(
+            now=now,
+            campaigns=campaigns,
+            businesses=businesses,
+            subscriptions=subscriptions,
+            rewards=dict(
+                WalletReward.objects.filter(send_id__in={r["send_id"] for r in ready}).values_list("send_id", "title")
+            ),
+        )
+        backend_cache: dict[tuple[int, str], object] = {}
+        for start in range(0, len(ready), CHUNK):
+            _send_chunk(ready[start : start + CHUNK], now_fn, backends, backend_cache, composer, report)
 
-    def today_by_tz(tz: ZoneInfo):
-        if tz.key not in today_cache:
-            today_cache[tz.key] = now.astimezone(tz).date()
-        return today_cache[tz.key]
-
-    backend_cache: dict[tuple[int, str], object] = {}
-    for start in range(0, len(ready), CHUNK):
-        _send_chunk(ready[start : start + CHUNK], now_fn, backends, backend_cache, subscriptions, rewards,
-                    today_by_tz, report)  # fmt: skip
-
-    _settle_sends({d.send_id for d in deliveries}, returned_sends={d.send_id for d in returned}, now=now)
+    _settle_sends({r["send_id"] for r in rows}, returned_sends={r["send_id"] for r in returned}, now=now)
     return report
 
 
-def _send_chunk(chunk, now_fn, backends, backend_cache, subscriptions, rewards, today_by_tz, report) -> None:
+# The columns a batch needs from a delivery's send and member, read with the deliveries.
+_ROW_FIELDS = {
+    "send_number": F("send__send_number"),
+    "arm": F("send__arm"),
+    "sent_on": F("send__created_at"),
+    "member_status": F("member__status"),
+    "member_tz": F("member__timezone"),
+    "first_name": F("member__first_name"),
+    "phone": F("member__phone"),
+    "email": F("member__email"),
+    "last_purchase_at": F("member__last_purchase_at"),
+    **{f"consent_{channel}": F(f"member__consent_{channel}") for channel in ("push", "sms", "whatsapp", "email")},
+}
+
+
+def _reachable(row: dict, subscriptions: dict[int, list[PushSubscription]]) -> bool:
+    channel = row["channel"]
+    if row["member_status"] != MemberStatus.ACTIVE or not row[f"consent_{channel}"]:
+        return False
+    if channel in ("sms", "whatsapp"):
+        return bool(row["phone"])
+    if channel == "email":
+        return bool(row["email"])
+    return bool(subscriptions.get(row["member_id"]))
+
+
+class _Composer:
+    """Builds each delivery's message; what is shared by many members (a step's texts, a time
+    zone's date, the signer) is worked out once per batch."""
+
+    def __init__(self, *, now, campaigns, businesses, subscriptions, rewards):
+        self.now = now
+        self.campaigns = campaigns
+        self.businesses = businesses
+        self.subscriptions = subscriptions
+        self.rewards = rewards
+        self.texts: dict[tuple[int, int, str], tuple[str, str]] = {}
+        self.today: dict[str, date] = {}
+        self.signer = signing.TimestampSigner(salt=OPEN_SALT)
+        self.site_url = settings.SITE_URL
+
+    def _texts(self, campaign, send_number: int, arm: str) -> tuple[str, str]:
+        key = (campaign.pk, send_number, arm)
+        if key not in self.texts:
+            step = campaign.step(send_number)
+            title, body = step["title"], step["body"]
+            if arm == "b" and send_number == 1 and campaign.ab_enabled:
+                title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
+            self.texts[key] = (title, body)
+        return self.texts[key]
+
+    def message(self, row: dict) -> Message:
+        campaign, business = self.campaigns[row["campaign_id"]], self.businesses[row["business_id"]]
+        title, body = self._texts(campaign, row["send_number"], row["arm"])
+        days_away = None
+        if (last_purchase := row["last_purchase_at"]) is not None:
+            tz_key = row["member_tz"] or business.timezone
+            tz = ZoneInfo(tz_key)
+            if tz_key not in self.today:
+                self.today[tz_key] = self.now.astimezone(tz).date()
+            days_away = (self.today[tz_key] - last_purchase.astimezone(tz).date()).days
+        send_id, channel = row["send_id"], row["channel"]
+        reward = self.rewards.get(send_id, "")
+        values = {"first_name": row["first_name"], "business": business.name, "reward": reward,
+                  "days_away": days_away}  # fmt: skip
+        extra: dict = {"send_id": send_id, "campaign_id": campaign.pk, "reward": reward}
+        if channel == "push":
+            subs = self.subscriptions.get(row["member_id"], [])
+            to = subs[0].endpoint if subs else ""
+            extra["subscriptions"] = [s.pk for s in subs]
+        elif channel == "email":
+            to = row["email"]
+        else:
+            to = row["phone"]
+        token = self.signer.sign_object({"d": row["id"]}, compress=True)  # as open_url(), signer reused
+        return Message(
+            delivery_id=row["id"],
+            business_id=row["business_id"],
+            member_id=row["member_id"],
+            channel=channel,
+            to=to,
+            title=render(title, **values),
+            body=render(body, **values),
+            url=f"{self.site_url}/m/{token}/",
+            extra=extra,
+        )
+
+
+def _send_chunk(chunk: list[dict], now_fn, backends, backend_cache, composer: _Composer, report: SendReport) -> None:
     now = now_fn()
+    # Committed before any provider call (autocommit: one statement is its own transaction): a
+    # crash from here on leaves them "sending", and the lease sweep marks them unconfirmed
+    # instead of sending them again.
+    claimed = _chunk_mark_sending([r["id"] for r in chunk], now=now)
+    sent: dict[int, str] = {}
+    transient: list[tuple[dict, TransientSendError]] = []
+    permanent: list[tuple[dict, PermanentSendError]] = []
+    used = []
+    messages: dict[int, Message] = {}
+    for r in chunk:
+        if r["id"] not in claimed:
+            continue  # paused or claimed elsewhere in the meantime
+        key = (r["business_id"], r["channel"])
+        if key not in backend_cache:
+            backend_cache[key] = backends(r["channel"], business=composer.businesses[r["business_id"]])
+        backend = backend_cache[key]
+        messages[r["id"]] = message = composer.message(r)
+        try:
+            sent[r["id"]] = backend.send(message)
+        except PermanentSendError as exc:
+            permanent.append((r, exc))
+        except TransientSendError as exc:
+            transient.append((r, exc))
+        if backend not in used:
+            used.append(backend)
+    for backend in used:
+        backend.flush()
+    done = now_fn()
+    # (delivery id, business id, new status, provider id, retry at, last error, event detail)
+    business_of = {r["id"]: r["business_id"] for r in chunk}
+    results: list[tuple] = [(i, business_of[i], DeliveryStatus.SENT, p, None, "", "") for i, p in sent.items()]
+    failed: list[tuple[dict, PermanentSendError]] = []
+    for r, exc in transient:
+        attempts = r["attempts"] + 1
+        if attempts >= MAX_ATTEMPTS:
+            permanent.append((r, PermanentSendError(f"gave up after {attempts} attempts: {exc.reason}", code=exc.code)))
+            continue
+        delay = max(min(30 * 2 ** (attempts - 1), 3600), exc.retry_after or 0)
+        detail = f"retry in {int(delay)} s: {exc.reason}"[:500]
+        at = done + timedelta(seconds=delay)
+        results.append((r["id"], r["business_id"], DeliveryStatus.SCHEDULED, None, at, exc.reason[:500], detail))
+        report.retried += 1
+    for r, exc in permanent:
+        results.append(
+            (r["id"], r["business_id"], DeliveryStatus.FAILED, None, None, exc.reason[:500], exc.reason[:500])
+        )
+        failed.append((r, exc))
+    if results:
+        _results_write(results, at=done)
+    report.sent += len(sent)
+    for r, exc in failed:
+        _act_on(r, exc, messages.get(r["id"]), at=done)
+        report.failed += 1
+
+
+def _chunk_mark_sending(ids: list[int], *, now: datetime) -> set[int]:
+    """Mark a chunk's still-queued deliveries ``sending`` with their event; returns the ids marked."""
     token = uuid.uuid4().hex
-    # Committed before any provider call: a crash from here on leaves them "sending", and the
-    # lease sweep marks them unconfirmed instead of sending them again.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH claimed AS (UPDATE {_DELIVERY} SET status = %s, claim_token = %s, lease_expires_at = %s, "  # noqa: S608
+                "attempts = attempts + 1, updated_at = %s WHERE id = ANY(%s::bigint[]) AND status = %s "
+                f"RETURNING id, business_id), events AS (INSERT INTO {_EVENT} (business_id, delivery_id, status, "
+                "at, detail) SELECT business_id, id, %s, %s, '' FROM claimed) SELECT id FROM claimed",
+                [DeliveryStatus.SENDING, token, now + LEASE, now, ids, DeliveryStatus.QUEUED,
+                 DeliveryStatus.SENDING, now],
+            )  # fmt: skip
+            return {i for (i,) in cursor.fetchall()}
     with transaction.atomic():
-        Delivery.objects.filter(id__in=[d.pk for d in chunk], status=DeliveryStatus.QUEUED).update(
+        Delivery.objects.filter(id__in=ids, status=DeliveryStatus.QUEUED).update(
             status=DeliveryStatus.SENDING,
             claim_token=token,
             lease_expires_at=now + LEASE,
             attempts=F("attempts") + 1,
             updated_at=now,
         )
-    claimed = set(
-        Delivery.objects.filter(claim_token=token, status=DeliveryStatus.SENDING).values_list("id", flat=True)
-    )
-    _events([(d.pk, d.business_id) for d in chunk if d.pk in claimed], DeliveryStatus.SENDING, now)
-    sent: dict[int, str] = {}
-    transient: list[tuple[Delivery, TransientSendError]] = []
-    permanent: list[tuple[Delivery, PermanentSendError]] = []
-    used = []
-    messages: dict[int, Message] = {}
-    for d in chunk:
-        if d.pk not in claimed:
-            continue  # paused or claimed elsewhere in the meantime
-        key = (d.business_id, d.channel)
-        if key not in backend_cache:
-            backend_cache[key] = backends(d.channel, business=d.business)
-        backend = backend_cache[key]
-        messages[d.pk] = message = _message(d, subscriptions, rewards, today_by_tz)
-        try:
-            sent[d.pk] = backend.send(message)
-        except PermanentSendError as exc:
-            permanent.append((d, exc))
-        except TransientSendError as exc:
-            transient.append((d, exc))
-        if backend not in used:
-            used.append(backend)
-    for backend in used:
-        backend.flush()
-    done = now_fn()
-    by_id = {d.pk: d for d in chunk}
+        claimed = list(
+            Delivery.objects.filter(claim_token=token, status=DeliveryStatus.SENDING).values_list("id", "business_id")
+        )
+        _events(claimed, DeliveryStatus.SENDING, now)
+    return {i for i, _ in claimed}
+
+
+def _results_write(results: list[tuple], *, at: datetime) -> None:
+    """Write a chunk's outcomes (sent, retry later, failed) and their events; only deliveries
+    still ``sending`` change. PostgreSQL: one statement for the whole chunk."""
+    if connection.vendor == "postgresql":
+        columns = list(zip(*results, strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH result AS (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], "
+                "%s::text[], %s::text[]) AS r(id, status, provider_id, retry_at, last_error, detail)), "
+                f"written AS (UPDATE {_DELIVERY} d SET status = r.status, "  # noqa: S608
+                "provider_id = COALESCE(r.provider_id, d.provider_id), "
+                "scheduled_at = COALESCE(r.retry_at, d.scheduled_at), "
+                "sent_at = CASE WHEN r.status = %s THEN %s ELSE d.sent_at END, "
+                "last_error = r.last_error, updated_at = %s, lease_expires_at = NULL "
+                "FROM result r WHERE d.id = r.id AND d.status = %s RETURNING d.id, d.business_id, r.status, r.detail) "
+                f"INSERT INTO {_EVENT} (business_id, delivery_id, status, at, detail) "
+                "SELECT business_id, id, status, %s, detail FROM written",
+                [list(columns[0]), list(columns[2]), list(columns[3]), list(columns[4]), list(columns[5]),
+                 list(columns[6]), DeliveryStatus.SENT, at, at, DeliveryStatus.SENDING, at],
+            )  # fmt: skip
+        return
+    sent = {i: p for i, _, status, p, _, _, _ in results if status == DeliveryStatus.SENT}
+    by_id = {i: business_id for i, business_id, *_ in results}
     if sent:
         Delivery.objects.filter(id__in=list(sent), status=DeliveryStatus.SENDING).update(
             status=DeliveryStatus.SENT,
             provider_id=Case(*[When(id=i, then=Value(p)) for i, p in sent.items()], output_field=CharField()),
-            sent_at=done,
-            updated_at=done,
+            sent_at=at,
+            updated_at=at,
             lease_expires_at=None,
             last_error="",
         )
-        _events([(i, by_id[i].business_id) for i in sent], DeliveryStatus.SENT, done)
-        report.sent += len(sent)
-    for d, exc in transient:
-        attempts = d.attempts + 1
-        if attempts >= MAX_ATTEMPTS:
-            permanent.append((d, PermanentSendError(f"gave up after {attempts} attempts: {exc.reason}", code=exc.code)))
+        _events([(i, by_id[i]) for i in sent], DeliveryStatus.SENT, at)
+    for i, business_id, status, _, retry_at, error, detail in results:
+        if status == DeliveryStatus.SENT:
             continue
-        delay = max(min(30 * 2 ** (attempts - 1), 3600), exc.retry_after or 0)
-        Delivery.objects.filter(pk=d.pk, status=DeliveryStatus.SENDING).update(
-            status=DeliveryStatus.SCHEDULED,
-            scheduled_at=done + timedelta(seconds=delay),
-            last_error=exc.reason[:500],
-            updated_at=done,
-            lease_expires_at=None,
+        fields = {"scheduled_at": retry_at} if retry_at else {}
+        Delivery.objects.filter(pk=i, status=DeliveryStatus.SENDING).update(
+            status=status, last_error=error, updated_at=at, lease_expires_at=None, **fields
         )
-        _events([(d.pk, d.business_id)], DeliveryStatus.SCHEDULED, done, f"retry in {int(delay)} s: {exc.reason}")
-        report.retried += 1
-    for d, exc in permanent:
-        Delivery.objects.filter(pk=d.pk, status=DeliveryStatus.SENDING).update(
-            status=DeliveryStatus.FAILED, last_error=exc.reason[:500], updated_at=done, lease_expires_at=None
-        )
-        _events([(d.pk, d.business_id)], DeliveryStatus.FAILED, done, exc.reason)
-        _act_on(d, exc, messages.get(d.pk), at=done)
-        report.failed += 1
+        _events([(i, business_id)], status, at, detail)
 
 
-def _act_on(delivery: Delivery, exc: PermanentSendError, message: Message | None, *, at: datetime) -> None:
+def _act_on(row: dict, exc: PermanentSendError, message: Message | None, *, at: datetime) -> None:
     """A permanent error means something: act on it."""
     from members.services import member_consent_set
 
     if exc.action == "withdraw_consent":
         member_consent_set(
-            member=delivery.member,
-            channel=delivery.channel,
+            member=Member.objects.get(pk=row["member_id"]),
+            channel=row["channel"],
             granted=False,
             source=ConsentSource.PROVIDER,
             at=at,
             note=f"{exc.code} {exc.reason}"[:200],
         )
     elif exc.action == "delete_subscription":
-        PushSubscription.objects.filter(member_id=delivery.member_id, endpoint=message.to if message else "").delete()
+        PushSubscription.objects.filter(member_id=row["member_id"], endpoint=message.to if message else "").delete()
 
 
 def _settle_sends(send_ids: set[int], *, returned_sends: set[int], now: datetime) -> None:
-    """Move each send's outcome on from its deliveries (set-based)."""
+    """Move each send's outcome on from its deliveries (set-based): sent once one went out;
+    once none is pending, returned, failed or skipped, and its offered reward cancelled."""
     if not send_ids:
         return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH state AS (SELECT send_id, bool_or(status = ANY(%s)) AS went_out, bool_or(status = ANY(%s)) "
+                f"AS pending, bool_or(status = ANY(%s)) AS failed FROM {_DELIVERY} "  # noqa: S608
+                "WHERE send_id = ANY(%s::bigint[]) GROUP BY send_id), "
+                f"settled AS (UPDATE {_SEND} s SET outcome = CASE WHEN state.went_out THEN %s "
+                "WHEN s.id = ANY(%s::bigint[]) THEN %s WHEN state.failed THEN %s ELSE %s END "
+                "FROM state WHERE s.id = state.send_id AND s.outcome = %s AND (state.went_out OR NOT state.pending) "
+                f"RETURNING s.id, s.outcome) UPDATE {_REWARD} w SET status = %s FROM settled "
+                "WHERE w.send_id = settled.id AND settled.outcome <> %s AND w.status = %s",
+                [list(WENT_OUT), list(PENDING_OR_SENDING), list(FAILED_ANY), list(send_ids),
+                 SendOutcome.SENT, list(returned_sends), SendOutcome.RETURNED, SendOutcome.FAILED,
+                 SendOutcome.SKIPPED, SendOutcome.SCHEDULED, RewardStatus.CANCELLED, SendOutcome.SENT,
+                 RewardStatus.OFFERED],
+            )  # fmt: skip
+        return
     deliveries = Delivery.objects.filter(send_id=OuterRef("pk"))
-    went_out = deliveries.filter(status__in=[DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.OPENED])
-    open_ = deliveries.filter(status__in=[DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING])
+    went_out = deliveries.filter(status__in=WENT_OUT)
+    open_ = deliveries.filter(status__in=PENDING_OR_SENDING)
     sends = CampaignSend.objects.filter(pk__in=send_ids, outcome=SendOutcome.SCHEDULED)
     sends.filter(Exists(went_out)).update(outcome=SendOutcome.SENT)
     settled = sends.exclude(Exists(went_out)).exclude(Exists(open_))
     returned = settled.filter(pk__in=returned_sends)
-    failed_any = deliveries.filter(status__in=[DeliveryStatus.FAILED, DeliveryStatus.UNCONFIRMED])
+    failed_any = deliveries.filter(status__in=FAILED_ANY)
     WalletReward.objects.filter(send__in=settled.values("pk"), status=RewardStatus.OFFERED).update(
         status=RewardStatus.CANCELLED
     )

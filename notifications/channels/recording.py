@@ -20,23 +20,23 @@ class RecordingBackend(ChannelBackend):
         return provider_id
 
     def flush(self) -> None:
+        from django.db import connection
+
+        from notifications.dispatcher import rows_insert
         from notifications.models import RecordedMessage
 
         if not self._pending:
             return
-        now = timezone.now()
-        RecordedMessage.objects.bulk_create(
-            RecordedMessage(
-                business_id=m.business_id,
-                delivery_id=m.delivery_id,
-                channel=m.channel,
-                to=m.to,
-                title=m.title,
-                body=m.body,
-                payload={"url": m.url, **m.extra},
-                provider_id=pid,
-                created_at=now,
-            )
-            for m, pid in self._pending
-        )
+        # One multi-row INSERT of plain values, not a model instance per message.
+        payload = RecordedMessage._meta.get_field("payload")
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        rows_insert(
+            RecordedMessage,
+            ("business_id", "delivery_id", "channel", "to", "title", "body", "payload", "provider_id", "created_at"),
+            [
+                (m.business_id, m.delivery_id, m.channel, m.to, m.title, m.body,
+                 payload.get_db_prep_save({"url": m.url, **m.extra}, connection), pid, now)
+                for m, pid in self._pending
+            ],
+        )  # fmt: skip
         self._pending.clear()
