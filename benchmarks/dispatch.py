@@ -413,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=3, help="in-process batches of 500 timed before the worker")
     p.add_argument("--profile", type=int, default=0, help="cProfile one more batch; print this many functions")
     p.add_argument("--inprocess-only", action="store_true", help="no Celery worker")
+    p.add_argument("--chunk", type=int, default=0, help="a what-if: the dispatcher's CHUNK for the in-process batches")
     args = p.parse_args(argv)
 
     from . import db
@@ -424,6 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
     from django.utils import timezone
 
+    from notifications import dispatcher
+
+    default_chunk = dispatcher.CHUNK
+    if args.chunk:
+        dispatcher.CHUNK = args.chunk
+    say(f"in-process batches with CHUNK = {dispatcher.CHUNK}")
     batch = 500
     with connection.cursor() as cursor:
         size = batch * (args.batches + (1 if args.profile else 0))
@@ -450,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         cursor.execute(f"DROP TABLE {SAMPLE_TABLE}")
     if args.inprocess_only:
         return 0
+    dispatcher.CHUNK = default_chunk  # the worker runs the code as it is
 
     say("worker:")
     d = dispatch_run(sample_size=args.sample, time_limit=args.seconds)

@@ -326,7 +326,8 @@ class CrashingBackend(RecordingBackend):
         return super().send(message)
 
 
-def test_a_worker_killed_mid_batch_sends_nothing_twice_and_loses_nothing_silently(business):
+def test_a_worker_killed_mid_batch_sends_nothing_twice_and_loses_nothing_silently(business, monkeypatch):
+    monkeypatch.setattr(dispatcher, "CHUNK", 50)
     campaign_make(business)
     lapsed(business, 120)  # three chunks of 50
     night(business, D)
@@ -386,6 +387,38 @@ def _queries_to_send(business, now):
         report = dispatcher.deliveries_send(delivery_ids=claimed[0], now_fn=lambda: now)
     assert report.sent == len(claimed[0])
     return len(ctx.captured_queries)
+
+
+def test_each_chunk_costs_a_fixed_number_of_statements(business, monkeypatch):
+    # given 24 SMS deliveries due, sent in chunks of 4 or of 8
+    monkeypatch.setattr(dispatcher, "CHUNK", 4)
+    campaign_make(business, channels=["sms"])
+    lapsed(business, 24)
+    night(business, D)
+    now = at_local(business, D, 9)
+    claimed = []
+    with scopes_disabled():
+        dispatcher.dispatch_due(now=now, enqueue=lambda b, ids: claimed.append(ids))
+    (ids,) = claimed
+
+    # when the first half goes out in three chunks of 4 and the second in two chunks of 6
+    with scope(business=business.pk), CaptureQueriesContext(connection) as three:
+        assert dispatcher.deliveries_send(delivery_ids=ids[:12], now_fn=lambda: now).sent == 12
+    monkeypatch.setattr(dispatcher, "CHUNK", 6)
+    with scope(business=business.pk), CaptureQueriesContext(connection) as two:
+        assert dispatcher.deliveries_send(delivery_ids=ids[12:], now_fn=lambda: now).sent == 12
+
+    # then a chunk is the mark "sending", the recorded messages and the results, each with their
+    # events in the same statement on PostgreSQL (SQLite: six statements, and the mark's atomic()
+    # is a savepoint pair inside the test's transaction)
+    per_chunk = len(three.captured_queries) - len(two.captured_queries)
+    assert per_chunk == (3 if connection.vendor == "postgresql" else 6 + 2)
+    if connection.vendor == "postgresql":
+        # the batch's reads (deliveries, campaigns, businesses, rewards) and one settle statement
+        assert len(two.captured_queries) == 4 + 2 * per_chunk + 1
+    assert len(recorded(business)) == 24
+    assert {d.status for d in deliveries(business)} == {"sent"}
+    assert {s.outcome for s in sends(business)} == {"sent"}
 
 
 def test_the_night_makes_no_query_per_member(business):
