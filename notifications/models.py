@@ -81,7 +81,10 @@ class Delivery(models.Model):
 class DeliveryEvent(models.Model):
     """The status history of a delivery."""
 
-    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    # Three rows per delivery sent, inserted set-based by the dispatcher: no FK constraint (its
+    # deferred check cost ~18 µs a row at COMMIT); a business's rows still go with it (Django's
+    # CASCADE), through the business_id index.
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, db_constraint=False)
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events", db_constraint=False)
     status = models.CharField(max_length=12, choices=DeliveryStatus.choices)
     at = models.DateTimeField()
@@ -115,7 +118,8 @@ class PushSubscription(models.Model):
 class RecordedMessage(models.Model):
     """What the recording backend would have sent (development, tests, channels not set up)."""
 
-    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    # Written one multi-row INSERT per chunk of deliveries: no FK constraint, as on DeliveryEvent.
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, db_constraint=False)
     delivery = models.ForeignKey(Delivery, on_delete=models.SET_NULL, null=True, blank=True, db_constraint=False)
     channel = models.CharField(max_length=10, choices=CHANNEL_CHOICES)
     to = models.CharField(max_length=1000)
