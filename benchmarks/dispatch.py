@@ -422,10 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
+    from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
     from notifications import dispatcher
+
+    call_command("migrate", verbosity=0, interactive=False)  # the schema the code expects, as benchmarks.run
 
     default_chunk = dispatcher.CHUNK
     if args.chunk:
@@ -474,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     for note in d.notes:
         say(f"  note: {note}")
+    say("  the claim's plan:")
+    for line in d.claim_plan:
+        say(f"    {line}")
     connection.close()
     return 0
 

@@ -6,6 +6,9 @@
 * ``deliveries_send`` (the task's body) re-checks each delivery — campaign still active, member
   not returned, consent still there, quiet hours in the member's time zone — then, a chunk at a
   time, marks the chunk ``sending`` (committed), calls the provider, and writes the results.
+  On PostgreSQL the claim, the mark and the results are one statement each, with their
+  ``DeliveryEvent`` rows, and the sends' outcomes settle in one more per batch; SQLite (tests,
+  the demo) takes the ORM path to the same rows.
 
 A worker that dies after marking a chunk ``sending`` leaves it ``sending``; when the lease
 expires those deliveries become ``unconfirmed`` — counted and visible, never resent, because the

@@ -226,6 +226,58 @@ def test_a_permanent_error_fails_at_once_and_acts_on_its_meaning(business):
         assert m.consent_events.filter(channel="sms", granted=False, source="provider").count() == 1
 
 
+class MixedBackend(RecordingBackend):
+    """Refuses one member for good, asks to retry another, sends the rest."""
+
+    def __init__(self, channel, *, refused, busy):
+        super().__init__(channel)
+        self.refused, self.busy = refused, busy
+
+    def send(self, message):
+        if message.member_id == self.refused:
+            raise PermanentSendError("invalid number", code="21211")
+        if message.member_id == self.busy:
+            raise TransientSendError("503 from provider", retry_after=90)
+        return super().send(message)
+
+
+def test_one_chunk_writes_sent_retried_and_failed_outcomes_together(business):
+    # given three members in one chunk: one the provider refuses, one it asks to retry later
+    campaign_make(business)
+    refused, busy, fine = lapsed(business, 3)
+    night(business, D)
+    now = at_local(business, D, 9)
+    backend = MixedBackend("sms", refused=refused.pk, busy=busy.pk)
+
+    # when the chunk is sent
+    (report,) = run_dispatch(now, backends=lambda ch, business=None: backend)
+
+    # then each delivery has its own outcome and history, written in one go
+    assert (report.sent, report.retried, report.failed) == (1, 1, 1)
+    by = {d.member_id: d for d in deliveries(business)}
+    assert (by[fine.pk].status, by[fine.pk].last_error, by[fine.pk].sent_at) == ("sent", "", now)
+    assert by[fine.pk].provider_id.startswith("rec-")
+    assert (by[busy.pk].status, by[busy.pk].provider_id, by[busy.pk].sent_at) == ("scheduled", "", None)
+    assert by[busy.pk].scheduled_at == now + timedelta(seconds=90)
+    assert by[busy.pk].last_error == "503 from provider"
+    assert (by[refused.pk].status, by[refused.pk].last_error) == ("failed", "invalid number")
+    assert {d.lease_expires_at for d in by.values()} == {None}
+    with scope(business=business.pk):
+        history = {
+            d.member_id: list(DeliveryEvent.objects.filter(delivery=d).order_by("id").values_list("status", "detail"))
+            for d in by.values()
+        }
+    assert history[fine.pk] == [("queued", ""), ("sending", ""), ("sent", "")]
+    assert history[busy.pk] == [("queued", ""), ("sending", ""), ("scheduled", "retry in 90 s: 503 from provider")]
+    assert history[refused.pk] == [("queued", ""), ("sending", ""), ("failed", "invalid number")]
+    assert [m.to for m in recorded(business)] == ["+60123456789"]
+    assert {s.member_id: s.outcome for s in sends(business)} == {
+        fine.pk: "sent",
+        refused.pk: "failed",
+        busy.pk: "scheduled",  # still has a delivery to come
+    }
+
+
 # --- pause and returns -----------------------------------------------------------------------------------
 
 
