@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -24,7 +23,8 @@ def wallet_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "wallet/app.html",
-        {"business": business, "vapid_public_key": settings.VAPID_PUBLIC_KEY, "api": "/api/v1"},
+        # The push key comes from the API (businesses/<slug>/push-key/), as the mobile app gets it.
+        {"business": business, "api": "/api/v1"},
     )
 
 

@@ -6,10 +6,12 @@ on outputs, so posting them changes nothing.
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
-from members.models import CHANNELS, Member, RewardStatus, Visit, VisitKind, WalletReward
+from members.models import CHANNELS, Business, Member, RewardStatus, Visit, VisitKind, WalletReward
+from members.services import phone_normalise
 from members.wallet import reward_effective_status
 
 # --- the member app ------------------------------------------------------------------------------
@@ -50,11 +52,30 @@ class JoinConsentsSerializer(serializers.Serializer):
 
 
 class JoinSerializer(IdentifierSerializer):
-    first_name = serializers.CharField(max_length=80)
+    first_name = serializers.CharField(
+        max_length=80, error_messages={"required": "Enter your first name.", "blank": "Enter your first name."}
+    )
     last_name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
     consents = JoinConsentsSerializer(
         required=False, help_text="The channels the person agreed to be messaged on; omitted ones are not granted."
     )
+
+    business_found: Business | None = None
+
+    def validate_business(self, slug: str) -> str:
+        self.business_found = Business.objects.filter(slug=slug, is_active=True).first()
+        if self.business_found is None:
+            raise serializers.ValidationError("No such business.")
+        return slug
+
+    def validate_phone(self, phone: str) -> str:
+        # Read in the business's country here, so a bad phone is told with the other field errors.
+        if not phone or self.business_found is None:
+            return phone
+        try:
+            return phone_normalise(phone, region=self.business_found.country)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
 
 
 class BusinessBriefSerializer(serializers.Serializer):

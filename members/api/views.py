@@ -84,7 +84,7 @@ class JoinView(PublicAPIView):
         data = s.JoinSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        business = _business_by_slug(v["business"])
+        business = data.business_found
         with business_scope(business):
             try:
                 apiauth.member_join(

@@ -25,7 +25,12 @@
     if (!response.ok) {
       const error = data.error || {};
       const fields = Object.values(error.fields || {}).flat().join(" ");
-      throw new Error(fields || error.message || `Something went wrong (${response.status}).`);
+      const failure = new Error(fields || error.message || `Something went wrong (${response.status}).`);
+      failure.status = response.status;
+      failure.code = error.code;
+      failure.fields = error.fields || {};
+      failure.detail = error.message;
+      throw failure;
     }
     return data;
   }
@@ -34,6 +39,90 @@
     value = value.trim();
     return value.includes("@") ? { email: value } : { phone: value };
   }
+
+  // Sign in or join: two tabs over one code form.
+  function showPane(name) {
+    const joining = name === "join";
+    $("sign-in-pane").hidden = joining;
+    $("join-pane").hidden = !joining;
+    $("tab-sign-in").classList.toggle("on", !joining);
+    $("tab-join").classList.toggle("on", joining);
+    $("tab-sign-in").setAttribute("aria-selected", String(!joining));
+    $("tab-join").setAttribute("aria-selected", String(joining));
+    $("join-form").hidden = false;
+    $("token-form").hidden = true;
+    $("sign-in-error").textContent = "";
+    (joining ? $("join-first-name") : $("identifier")).focus();
+  }
+  $("tab-sign-in").addEventListener("click", () => showPane("sign-in"));
+  $("tab-join").addEventListener("click", () => showPane("join"));
+  $("go-join").addEventListener("click", () => showPane("join"));
+
+  // A channel the contact cannot reach (email consent with a phone) is greyed out and unticked.
+  function syncConsents() {
+    const contact = $("join-contact").value.trim();
+    const kind = !contact ? "" : contact.includes("@") ? "email" : "phone";
+    document.querySelectorAll("#join-form [data-needs]").forEach((label) => {
+      const off = Boolean(kind) && label.dataset.needs !== kind;
+      const box = label.querySelector("input");
+      if (off) box.checked = false;
+      box.disabled = off;
+      label.classList.toggle("disabled", off);
+      label.title = off ? `Needs ${label.dataset.needs === "email" ? "an email address" : "a phone number"}` : "";
+    });
+  }
+  $("join-contact").addEventListener("input", syncConsents);
+
+  function clearFieldErrors(form) {
+    form.querySelectorAll("[data-fields]").forEach((field) => {
+      field.classList.remove("has-error");
+      field.querySelector(".field-error").textContent = "";
+    });
+  }
+
+  // Each of the API's field errors under its own field; anything else under the form.
+  function showFieldErrors(form, error) {
+    const rest = [];
+    Object.entries(error.fields || {}).forEach(([name, messages]) => {
+      const field = [...form.querySelectorAll("[data-fields]")].find((f) => f.dataset.fields.split(" ").includes(name));
+      if (!field) { rest.push(...messages); return; }
+      field.classList.add("has-error");
+      const box = field.querySelector(".field-error");
+      box.textContent = [box.textContent, ...messages].filter(Boolean).join(" ");
+    });
+    if (!Object.keys(error.fields || {}).length) rest.push(error.message);
+    $("sign-in-error").textContent = rest.join(" ");
+    const first = form.querySelector(".has-error input");
+    if (first) first.focus();
+  }
+
+  $("join-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = $("join-form");
+    clearFieldErrors(form);
+    $("sign-in-error").textContent = "";
+    const contact = readIdentifier($("join-contact").value);
+    const consents = {};
+    form.querySelectorAll("fieldset.consents input[type=checkbox]").forEach((box) => { consents[box.name] = box.checked; });
+    const body = {
+      business, first_name: $("join-first-name").value.trim(), last_name: $("join-last-name").value.trim(),
+      ...contact, consents,
+    };
+    $("join-button").disabled = true;
+    try {
+      await call("/member/auth/join/", { method: "POST", body });
+      identifier = contact;
+      $("identifier").value = Object.values(contact)[0];
+      form.hidden = true;
+      $("code-sent").textContent = `Welcome, ${body.first_name}! We sent a code to ${Object.values(contact)[0]}.`;
+      $("token-form").hidden = false;
+      $("code").focus();
+    } catch (error) {
+      showFieldErrors(form, error);
+    } finally {
+      $("join-button").disabled = false;
+    }
+  });
 
   $("code-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -135,16 +224,26 @@
     return navigator.serviceWorker.register(app.dataset.sw, { scope: "/w/" });
   }
 
+  // The application server key, from the API as the mobile app gets it (503: push not set up).
+  async function pushKey() {
+    try {
+      return (await call(`${api}/businesses/${encodeURIComponent(business)}/push-key/`)).public_key;
+    } catch (error) {
+      if (error.status === 503) throw new Error("Notifications are not set up for this program yet.");
+      throw error;
+    }
+  }
+
   $("enable-push").addEventListener("click", async () => {
     const state = $("push-state");
     try {
-      if (!app.dataset.vapid) throw new Error("Notifications are not set up for this program yet.");
+      const key = await pushKey();
       const permission = await Notification.requestPermission();
       if (permission !== "granted") throw new Error("Notifications are blocked in this browser.");
       const registration = await navigator.serviceWorker.ready;
       const subscription = await registration.pushManager.subscribe({
         userVisibleOnly: true,
-        applicationServerKey: urlBase64ToUint8Array(app.dataset.vapid),
+        applicationServerKey: urlBase64ToUint8Array(key),
       });
       await call("/member/push-subscriptions/", { method: "POST", body: subscription.toJSON() });
       await call("/member/preferences/", { method: "PATCH", body: { push: true } });

@@ -194,6 +194,18 @@ def test_bad_input_is_a_field_error_and_creates_nothing(business, body, field, d
         assert OneTimeCode.objects.count() == 0
 
 
+def test_every_bad_field_is_named_in_one_answer(business, django_capture_on_commit_callbacks):
+    response = join(APIClient(), django_capture_on_commit_callbacks, first_name="", last_name="B" * 81, phone="12345")
+
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert fields == {
+        "first_name": ["Enter your first name."],
+        "last_name": ["Ensure this field has no more than 80 characters."],
+        "phone": ["“12345” is not a valid phone number for MY."],
+    }
+
+
 def test_an_unknown_business_is_a_field_error(db, django_capture_on_commit_callbacks):
     response = join(APIClient(), django_capture_on_commit_callbacks, slug="nobody", first_name="A",
                     phone="+60121234567")  # fmt: skip

@@ -11,7 +11,7 @@ from django_scopes import scope
 from playwright.sync_api import expect
 
 from campaigns.models import CampaignSend
-from members.models import WalletReward
+from members.models import ConsentEvent, Member, WalletReward
 from notifications.dispatcher import open_url
 from notifications.models import Delivery, RecordedMessage
 from tests.conftest import campaign_make, member_make, visit_make
@@ -75,12 +75,15 @@ def test_a_member_signs_in_sees_card_and_reward_and_a_push_opens_the_message(pag
         "data": json.dumps({"title": "We miss you, Wei!", "body": "A latte is waiting", "url": link}),
     })  # fmt: skip
 
-    page.wait_for_function(
-        "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(n => n.length === 1)", polling=200
-    )
-    shown = page.evaluate(
-        "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(n => [n[0].title, n[0].body, n[0].data.url])"
-    )
+    # The push arrives asynchronously; wait_for_function would take the pending promise as truthy.
+    for _ in range(100):
+        shown = page.evaluate(
+            "navigator.serviceWorker.ready.then(r => r.getNotifications())"
+            ".then(n => n.length === 1 ? [n[0].title, n[0].body, n[0].data.url] : null)"
+        )
+        if shown:
+            break
+        page.wait_for_timeout(100)
     assert shown == ["We miss you, Wei!", "A latte is waiting", link]
     # The worker runs its notificationclick handler: the open wallet window goes to the message link.
     page.evaluate("navigator.serviceWorker.controller.postMessage({type: 'click-latest-notification'})")
@@ -88,3 +91,57 @@ def test_a_member_signs_in_sees_card_and_reward_and_a_push_opens_the_message(pag
     expect(page.locator("#message-title")).to_have_text("We miss you, Wei!")
     expect(page.locator("#reward-code")).to_have_text("LATTE12345")
     shot("wallet-message-opened")
+
+
+def test_a_person_joins_in_the_wallet_gets_a_code_and_sees_their_card(page, live_server, business, shot, settings):
+    settings.VAPID_PUBLIC_KEY = settings.VAPID_PRIVATE_KEY = ""
+    business.channel_settings = {"push": {"enabled": True}, "sms": {"enabled": True}}
+    business.save()
+
+    page.goto(f"{live_server.url}/w/{business.slug}/")
+    expect(page.locator("#go-join")).to_have_text("Join Kopi Corner")
+    shot("wallet-sign-in")
+    page.click("#go-join")
+    expect(page.locator("#join-pane h1")).to_have_text("Join Kopi Corner")
+    boxes = page.locator("#join-form input[type=checkbox]")
+    assert boxes.count() == 4
+    assert [boxes.nth(i).is_checked() for i in range(4)] == [False] * 4  # nothing pre-ticked
+    shot("wallet-join-form")
+
+    page.fill("#join-contact", "12345")
+    page.click("#join-button")
+    expect(page.locator('[data-fields="first_name"] .field-error')).to_have_text("Enter your first name.")
+    expect(page.locator('[data-fields="phone email"] .field-error')).to_contain_text("not a valid phone number")
+    expect(page.locator('[data-fields="last_name"] .field-error')).to_be_empty()
+    shot("wallet-join-errors")
+
+    page.fill("#join-first-name", "Aisyah")
+    page.fill("#join-last-name", "Rahman")
+    page.fill("#join-contact", "012-987 6543")
+    assert page.locator("#consent-email").is_disabled()  # a phone cannot get emails
+    page.check("#consent-sms")
+    page.click("#join-button")
+    expect(page.locator("#code-sent")).to_contain_text("We sent a code to 012-987 6543")
+    shot("wallet-join-code")
+    expect(page.locator('[data-fields="first_name"] .field-error')).to_be_empty()
+    with scope(business=business.pk):
+        message = RecordedMessage.objects.filter(to="+60129876543").latest("id")
+    code = re.search(r"\b(\d{6})\b", message.body).group(1)
+    page.fill("#code", code)
+    page.click("#sign-in-button")
+
+    expect(page.locator("#member-name")).to_have_text("Hi Aisyah")
+    expect(page.locator("#stamps")).to_have_text("0")
+    expect(page.locator("#rewards")).to_contain_text("No rewards yet.")
+    page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
+    with scope(business=business.pk):
+        member = Member.objects.get(phone="+60129876543")
+        events = list(ConsentEvent.objects.filter(member=member).values_list("channel", "granted", "source"))
+    expect(page.locator("#card-code")).to_have_text(member.card_code)
+    assert (member.first_name, member.last_name) == ("Aisyah", "Rahman")
+    assert events == [("sms", True, "signup")]
+    shot("wallet-joined-card")
+
+    # The push key comes from the API: without a VAPID key pair, the wallet says push is not set up.
+    page.click("#enable-push")
+    expect(page.locator("#push-state")).to_have_text("Notifications are not set up for this program yet.")
