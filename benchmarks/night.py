@@ -237,6 +237,8 @@ def classify(sql: str) -> str:
             ("UPDATE", "campaigns_evaluationrun"): "run row (finish)",
         }.get((verb, table), f"other {verb.lower()} {table}")
     flat = " ".join(sql.split())
+    if flat.startswith("WITH c (") and "INSERT INTO" in flat:
+        return "the night's statement: selection, sends, rewards, deliveries (PostgreSQL)"
     if 'FROM "campaigns_campaign" INNER JOIN' in flat or 'FROM "campaigns_campaign" WHERE' in flat:
         return "campaigns due"
     if 'SELECT DISTINCT "campaigns_campaignsend"."campaign_id"' in flat:

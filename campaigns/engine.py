@@ -19,21 +19,25 @@ is the unique ``EvaluationRun`` row: a second evaluation of the same date writes
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import time as clock
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django_scopes import scopes_disabled
 
-from members.models import Business, Member, MemberStatus, WalletReward
+from members.models import CHANNELS, Business, Member, MemberStatus, WalletReward
 
 from .models import NOT_COUNTED, Arm, Campaign, CampaignSend, CampaignStatus, EvaluationRun, SendOutcome
-from .rules import conditions_q, reachable_any_q, reachable_q, reward_title
+from .rules import CONDITION_SQL, FLAG_CONDITION_SQL, condition_values, conditions_sql, reachable_sql, reward_title
 
 # Deterministic A/B/control buckets from (campaign, member): the same arm across every send.
 BUCKET_SQL = "((({member} * 2654435761) + ({campaign} * 40503)) %% 10007) %% 100"
@@ -62,61 +66,159 @@ def local_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, at).replace(tzinfo=tz).astimezone(UTC)
 
 
-# --- the audience --------------------------------------------------------------------------------
+# --- the selection --------------------------------------------------------------------------------
+#
+# One statement selects the members due for every campaign of a business: the campaigns ride in
+# as a VALUES list (their thresholds as instants, their conditions as nullable columns), each
+# member row is joined to the campaigns it has lapsed for, and the business's sends are
+# aggregated once per (campaign, member) for max sends and spacing. The wizard's live count, the
+# dry run and the night all use it, so the preview always equals what the night selects.
+
+# (column, PostgreSQL type) of the campaigns' VALUES rows, before the conditions' columns.
+_CAMPAIGN_COLUMNS = [
+    ("cid", "bigint"),
+    ("threshold", "integer"),
+    ("cutoff", "timestamp with time zone"),  # purchased before this instant: lapsed on D
+    ("last_allowed", "date"),  # the last send date that leaves the member due again on D
+    ("max_sends", "integer"),
+    ("control_lt", "integer"),  # bucket < control_lt: control; < b_lt: arm B; else arm A
+    ("b_lt", "integer"),
+    ("any_channel", "boolean"),  # a draft without channels yet counts every lapsed member
+    *((f"ch_{channel}", "boolean") for channel in CHANNELS),
+    *((name, sql_type) for name, (_, _, sql_type) in CONDITION_SQL.items()),
+    *((name, "boolean") for name in FLAG_CONDITION_SQL),
+]
 
 
-def campaign_audience_queryset(
-    campaign: Campaign, *, local_date: date, has_sends: bool | None = None, contact_rules: bool = True
-) -> QuerySet:
-    """Members due for ``campaign`` on ``local_date`` (saved or not), annotated with ``prior_sends``.
+# The member columns the conditions test (beside last_purchase_at).
+_CONDITION_COLUMNS = sorted(
+    {column for column, _, _ in CONDITION_SQL.values() if column != "last_purchase_at"}
+    | set(FLAG_CONDITION_SQL.values())
+)
 
-    The wizard's live count, the dry run and the night all use this one selection. Without
-    ``contact_rules`` it leaves out max sends, spacing and the frequency cap: every lapsed member
-    the campaign could ever reach.
-    """
-    business = campaign.business
-    tz = business.tzinfo
+
+def _values_sql(name: str, columns: list[tuple[str, str]], rows: list[list]) -> tuple[str, list]:
+    """``name(columns) AS (VALUES …)`` for a WITH clause, typed on PostgreSQL (NULL columns too)."""
+    typed = connection.vendor == "postgresql"
+    row = "(" + ", ".join(f"CAST(%s AS {t})" if typed else "%s" for _, t in columns) + ")"
+    params = [_db_value(v) for r in rows for v in r]
+    sql = f"{name} ({', '.join(c for c, _ in columns)}) AS (VALUES {', '.join([row] * len(rows))})"
+    return sql, params
+
+
+def _db_value(value):
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, date):
+        return connection.ops.adapt_datefield_value(value)
+    if isinstance(value, Decimal) and connection.vendor != "postgresql":
+        return str(value)
+    return value
+
+
+def _campaign_row(campaign: Campaign, *, local_date: date) -> list:
+    tz = campaign.business.tzinfo
     last_allowed = local_date - timedelta(days=campaign.inactivity_days)
-    purchased_before = local_day_start(last_allowed + timedelta(days=1), tz)
-
-    members = Member.objects.filter(
-        business_id=business.pk, status=MemberStatus.ACTIVE, last_purchase_at__lt=purchased_before
+    control_lt = campaign.control_share
+    b_lt = control_lt + ((100 - control_lt) * campaign.ab_share_b // 100 if campaign.ab_enabled else 0)
+    channels = set(campaign.channels or [])
+    conditions = condition_values(
+        campaign.conditions, days_away_since=lambda n: local_day_start(local_date - timedelta(days=n), tz)
     )
-    if not contact_rules:
-        has_sends = False
-    elif has_sends is None:
-        has_sends = bool(campaign.pk) and CampaignSend.objects.filter(campaign_id=campaign.pk).exists()
-    if has_sends:
-        sends = CampaignSend.objects.filter(campaign_id=campaign.pk, member_id=OuterRef("pk")).exclude(
-            outcome__in=NOT_COUNTED
-        )
-        # Spacing and max sends as NOT EXISTS, which PostgreSQL runs as anti-joins. Counted send
-        # numbers are always 1..k (cancelled and capped rows hold none), so "fewer than max
-        # sends" is "no send numbered max_sends or more". The count itself is only computed for
-        # the rows selected, as the new send's number.
-        members = members.exclude(Exists(sends.filter(local_date__gt=last_allowed))).exclude(
-            Exists(sends.filter(send_number__gte=campaign.max_sends))
-        )
-        members = members.annotate(
-            prior_sends=Coalesce(Subquery(sends.order_by().values("member_id").annotate(n=Count("pk")).values("n")), 0)
-        )
-    else:
-        members = members.annotate(prior_sends=Value(0, output_field=IntegerField()))
+    return [
+        campaign.pk or 0,
+        campaign.inactivity_days,
+        local_day_start(last_allowed + timedelta(days=1), tz),
+        last_allowed,
+        campaign.max_sends,
+        control_lt,
+        b_lt,
+        bool(channels),
+        *(channel in channels for channel in CHANNELS),
+        *(conditions[name] for name in CONDITION_SQL),
+        *(conditions[name] for name in FLAG_CONDITION_SQL),
+    ]
 
-    members = members.filter(
-        conditions_q(campaign.conditions, days_away_since=lambda n: local_day_start(local_date - timedelta(days=n), tz))
+
+def _selection_ctes(
+    *,
+    business: Business,
+    campaigns: list[Campaign],
+    local_date: date,
+    contact_rules: bool = True,
+    reach: bool = False,
+) -> tuple[str, list]:
+    """WITH-clause tables ending in ``due``: one row per (member, campaign) due on ``local_date``,
+    with the send number, the arm bucket and ``rn`` (1: this campaign wins the member tonight);
+    with ``reach``, also ``r_<channel>``: whether the member is reachable on each channel.
+
+    Without ``contact_rules`` it leaves out max sends, spacing and the frequency cap: every lapsed
+    member the campaigns could ever reach.
+    """
+    rows = [_campaign_row(c, local_date=local_date) for c in campaigns]
+    values, params = _values_sql("c", _CAMPAIGN_COLUMNS, rows)
+    ctes = [values]
+    sends = CampaignSend._meta.db_table
+    not_counted = ", ".join(f"'{o}'" for o in NOT_COUNTED)
+    # The business's lapsed members, read once (not once per campaign), with their reachability.
+    members = Member._meta.db_table
+    ctes.append(
+        f"lapsed AS MATERIALIZED (SELECT m.id, m.last_purchase_at, {', '.join(f'm.{col}' for col in _CONDITION_COLUMNS)}, "  # noqa: S608
+        + ", ".join(f"{reachable_sql(ch)} AS r_{ch}" for ch in CHANNELS)
+        + f" FROM {members} m WHERE m.business_id = %s AND m.status = '{MemberStatus.ACTIVE}' "
+        "AND m.last_purchase_at < %s)"
     )
-    if campaign.channels:
-        # (A draft without channels yet counts every lapsed member: the wizard's trigger step.)
-        members = members.filter(reachable_any_q(list(campaign.channels)))
-    if business.frequency_cap_days and contact_rules:
-        recent = CampaignSend.objects.filter(
-            business_id=business.pk,
-            member_id=OuterRef("pk"),
-            local_date__gt=local_date - timedelta(days=business.frequency_cap_days),
-        ).exclude(outcome__in=NOT_COUNTED)
-        members = members.exclude(Exists(recent))
-    return members
+    params += [business.pk, _db_value(max(row[2] for row in rows))]
+    where = [
+        conditions_sql(member="m", values="c"),
+        "(NOT c.any_channel OR " + " OR ".join(f"(c.ch_{ch} AND m.r_{ch})" for ch in CHANNELS) + ")",
+    ]
+    where_params: list = []
+    joins = ""
+    send_number = "1"
+    if contact_rules:
+        ctes.append(
+            f"sent AS (SELECT s.campaign_id, s.member_id, COUNT(*) AS n, MAX(s.local_date) AS last_date "  # noqa: S608
+            f"FROM {sends} s WHERE s.campaign_id IN (SELECT cid FROM c) "
+            f"AND s.outcome NOT IN ({not_counted}) GROUP BY s.campaign_id, s.member_id)"
+        )
+        joins = "LEFT JOIN sent x ON x.campaign_id = c.cid AND x.member_id = m.id"
+        send_number = "COALESCE(x.n, 0) + 1"
+        # Counted send numbers are always 1..k (cancelled and capped rows hold none).
+        where.append("(x.n IS NULL OR (x.n < c.max_sends AND x.last_date <= c.last_allowed))")
+        if business.frequency_cap_days:
+            where.append(
+                f"NOT EXISTS (SELECT 1 FROM {sends} f WHERE f.business_id = %s AND f.member_id = m.id "  # noqa: S608
+                f"AND f.local_date > %s AND f.outcome NOT IN ({not_counted}))"
+            )
+            where_params += [business.pk, _db_value(local_date - timedelta(days=business.frequency_cap_days))]
+    bucket = BUCKET_SQL.format(member="m.id", campaign="c.cid")
+    rank = (
+        "ROW_NUMBER() OVER (PARTITION BY m.id ORDER BY c.threshold DESC, c.cid)"
+        if business.frequency_cap_days and len(campaigns) > 1
+        else "1"
+    )
+    flags = "".join(f", m.r_{ch}" for ch in CHANNELS) if reach else ""
+    ctes.append(
+        f"due AS (SELECT m.id AS m_id, c.cid AS c_id, {send_number} AS send_number, c.threshold, "  # noqa: S608
+        f"c.control_lt, c.b_lt, {bucket} AS bucket, {rank} AS rn{flags} "
+        f"FROM lapsed m JOIN c ON m.last_purchase_at < c.cutoff {joins} WHERE {' AND '.join(where)})"
+    )
+    return ", ".join(ctes), params + where_params
+
+
+def campaign_audience_queryset(campaign: Campaign, *, local_date: date, contact_rules: bool = True) -> QuerySet:
+    """Members due for ``campaign`` on ``local_date`` (saved or not): the night's own selection.
+
+    Without ``contact_rules`` it leaves out max sends, spacing and the frequency cap: every lapsed
+    member the campaign could ever reach.
+    """
+    ctes, params = _selection_ctes(
+        business=campaign.business, campaigns=[campaign], local_date=local_date, contact_rules=contact_rules
+    )
+    return Member.objects.filter(
+        business_id=campaign.business_id, pk__in=RawSQL(f"WITH {ctes} SELECT due.m_id FROM due", params)
+    )
 
 
 @dataclass
@@ -135,7 +237,7 @@ AWAY_BUCKETS = [(0, 29, "under 30 days"), (30, 59, "30–59 days"), (60, 89, "60
 
 def campaign_audience(campaign: Campaign, *, local_date: date, limit: int = 10) -> Audience:
     """How many members ``campaign`` would reach on ``local_date``, a page of them, how long they
-    have been away, and how many more are held back. Four queries, whatever the number of members."""
+    have been away, and how many more are held back. Three queries, whatever the number of members."""
     tz = campaign.business.tzinfo
     qs = campaign_audience_queryset(campaign, local_date=local_date)
     aggregates = {}
@@ -156,49 +258,12 @@ def campaign_audience(campaign: Campaign, *, local_date: date, limit: int = 10) 
 def campaigns_due(*, business: Business, local_date: date) -> list[Campaign]:
     """Active campaigns activated before the first instant of ``local_date``."""
     start = local_day_start(local_date, business.tzinfo)
-    return list(
-        Campaign.objects.filter(business=business, status=CampaignStatus.ACTIVE, activated_at__lt=start)
-        .select_related("business")
-        .order_by("pk")
-    )
-
-
-def _selection_sql(*, business: Business, campaigns: list[Campaign], local_date: date) -> tuple[str, list]:
-    """One SELECT over every campaign's audience with each row's rank (1: this campaign wins)."""
-    parts, params = [], []
-    sends_exist = set(
-        CampaignSend.objects.filter(campaign_id__in=[c.pk for c in campaigns])
-        .values_list("campaign_id", flat=True)
-        .distinct()
+    campaigns = list(
+        Campaign.objects.filter(business=business, status=CampaignStatus.ACTIVE, activated_at__lt=start).order_by("pk")
     )
     for campaign in campaigns:
-        control_lt = campaign.control_share
-        b_lt = control_lt + ((100 - control_lt) * campaign.ab_share_b // 100 if campaign.ab_enabled else 0)
-        qs = (
-            campaign_audience_queryset(campaign, local_date=local_date, has_sends=campaign.pk in sends_exist)
-            .annotate(
-                m_id=F("pk"),
-                c_id=Value(campaign.pk, output_field=IntegerField()),
-                send_number=F("prior_sends") + 1,
-                threshold=Value(campaign.inactivity_days, output_field=IntegerField()),
-                control_lt=Value(control_lt, output_field=IntegerField()),
-                b_lt=Value(b_lt, output_field=IntegerField()),
-            )
-            .order_by()
-            .values("m_id", "c_id", "send_number", "threshold", "control_lt", "b_lt")
-        )
-        sql, p = qs.query.sql_with_params()
-        parts.append(sql)
-        params.extend(p)
-    union = " UNION ALL ".join(parts)
-    bucket = BUCKET_SQL.format(member="u.m_id", campaign="u.c_id")
-    rank = (
-        "ROW_NUMBER() OVER (PARTITION BY u.m_id ORDER BY u.threshold DESC, u.c_id)"
-        if business.frequency_cap_days
-        else "1"
-    )
-    sql = f"SELECT u.*, {bucket} AS bucket, {rank} AS rn FROM ({union}) u"  # noqa: S608 - built from ORM SQL
-    return sql, params
+        campaign.business = business  # one Business object (and one tzinfo) for the whole night
+    return campaigns
 
 
 @dataclass
@@ -216,7 +281,10 @@ def business_evaluate(
 
     Returns None when the date was already evaluated (or is being evaluated right now by
     another worker, which then wins). A dry run counts what the night would write, per campaign,
-    and writes nothing.
+    and writes nothing. Whatever the number of campaigns and members, a night is a handful of
+    statements: on PostgreSQL the run row, then one statement that selects the due members and
+    writes their sends, rewards and deliveries (data-modifying WITH queries) and returns the
+    counts; elsewhere (SQLite) the same pieces as four statements.
     """
     started = clock.monotonic()
     campaigns = campaigns_due(business=business, local_date=local_date)
@@ -225,9 +293,12 @@ def business_evaluate(
 
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            # These statements are big but quick: JIT compiling them costs more than it saves.
             with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL jit = off")
+                # Big but quick statements: JIT compiling them costs more than it saves. An
+                # asynchronous commit is safe here: a night lost in a crash is lost whole (run row
+                # included) and the next tick evaluates the date again; anything that builds on it
+                # (the dispatcher) commits synchronously, which flushes this commit too.
+                cursor.execute("SELECT set_config('jit', 'off', true), set_config('synchronous_commit', 'off', true)")
         try:
             with transaction.atomic():
                 run = EvaluationRun.objects.create(business=business, local_date=local_date, started_at=now)
@@ -238,22 +309,17 @@ def business_evaluate(
             for c in campaigns
         }
         if campaigns:
-            _insert_sends(business=business, campaigns=campaigns, local_date=local_date, run=run, now=now)
-            for campaign_id, outcome, n in (
-                CampaignSend.objects.filter(run=run).values_list("campaign_id", "outcome").annotate(n=Count("pk"))
-            ):
+            night = _Night(business=business, campaigns=campaigns, local_date=local_date, run=run, now=now)
+            counts = night.write_one_statement() if connection.vendor == "postgresql" else night.write_in_steps()
+            key = {SendOutcome.CAPPED: "capped", SendOutcome.CONTROL: "control", SendOutcome.SCHEDULED: "sends"}
+            for campaign_id, _number, outcome, n in counts.sends:
                 s = stats[campaign_id]
                 s["selected"] += n
-                key = {SendOutcome.CAPPED: "capped", SendOutcome.CONTROL: "control", SendOutcome.SCHEDULED: "sends"}
                 s[key[outcome]] += n
-            for campaign in campaigns:
-                if stats[campaign.pk]["sends"]:
-                    stats[campaign.pk]["rewards"] = _insert_rewards(
-                        campaign=campaign, run=run, local_date=local_date, now=now
-                    )
-                    stats[campaign.pk]["deliveries"] = _insert_deliveries(
-                        campaign=campaign, run=run, local_date=local_date, now=now, sends=stats[campaign.pk]["sends"]
-                    )
+            for campaign_id, n in counts.deliveries.items():
+                stats[campaign_id]["deliveries"] = n
+            for campaign_id, n in night.rewards_offered(counts.sends).items():
+                stats[campaign_id]["rewards"] = n
         run.campaigns = len(campaigns)
         run.sends = sum(s["sends"] + s["control"] for s in stats.values())
         run.deliveries = sum(s["deliveries"] for s in stats.values())
@@ -268,12 +334,12 @@ def _dry_run_counts(business: Business, campaigns: list[Campaign], local_date: d
     stats = {c.pk: {"selected": 0, "capped": 0, "control": 0, "sends": 0} for c in campaigns}
     if not campaigns:
         return stats
-    selection, params = _selection_sql(business=business, campaigns=campaigns, local_date=local_date)
+    ctes, params = _selection_ctes(business=business, campaigns=campaigns, local_date=local_date)
     sql = (
-        "SELECT r.c_id, COUNT(*), "
+        f"WITH {ctes} SELECT r.c_id, COUNT(*), "  # noqa: S608
         "SUM(CASE WHEN r.rn <> 1 THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN r.rn = 1 AND r.bucket < r.control_lt THEN 1 ELSE 0 END) "
-        f"FROM ({selection}) r GROUP BY r.c_id"  # noqa: S608
+        "FROM due r GROUP BY r.c_id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -287,56 +353,287 @@ def _dry_run_counts(business: Business, campaigns: list[Campaign], local_date: d
     return stats
 
 
-def _insert_sends(
-    *, business: Business, campaigns: list[Campaign], local_date: date, run: EvaluationRun, now: datetime
-):
-    selection, params = _selection_sql(business=business, campaigns=campaigns, local_date=local_date)
+class NightConflict(Exception):
+    """The night's sends collided with sends written by another evaluation: rolled back whole,
+    the next tick evaluates the date again."""
+
+
+_SEQUENCES: dict[str, str] = {}
+
+
+def _send_sequence() -> str:
     table = CampaignSend._meta.db_table
-    sql = (
-        f"INSERT INTO {table} (business_id, campaign_id, member_id, run_id, send_number, arm, local_date, outcome, "  # noqa: S608
-        "created_at) "
-        "SELECT %s, r.c_id, r.m_id, %s, r.send_number, "
+    if table not in _SEQUENCES:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            _SEQUENCES[table] = cursor.fetchone()[0]
+    return _SEQUENCES[table]
+
+
+# Daily slots of a channel without a daily cap: every delivery of the night falls on day 0.
+UNCAPPED = 2_000_000_000
+
+
+@dataclass
+class _Counts:
+    sends: list[tuple[int, int, str, int]]  # (campaign, send number, outcome, rows)
+    deliveries: dict[int, int]
+
+
+@dataclass
+class _Night:
+    """The writes of one business's night, built from shared SQL pieces."""
+
+    business: Business
+    campaigns: list[Campaign]
+    local_date: date
+    run: EvaluationRun
+    now: datetime
+
+    # -- the pieces
+
+    ARM_SQL = (
         f"CASE WHEN r.bucket < r.control_lt THEN '{Arm.CONTROL}' WHEN r.bucket < r.b_lt THEN '{Arm.B}' "
-        f"ELSE '{Arm.A}' END, %s, "
-        f"CASE WHEN r.rn <> 1 THEN '{SendOutcome.CAPPED}' WHEN r.bucket < r.control_lt THEN '{SendOutcome.CONTROL}' "
-        f"ELSE '{SendOutcome.SCHEDULED}' END, %s "
-        f"FROM ({selection}) r WHERE 1 = 1 ORDER BY r.m_id ON CONFLICT DO NOTHING"
+        f"ELSE '{Arm.A}' END"
     )
-    with connection.cursor() as cursor:
-        # Parameters in the order of their placeholders: the INSERT's head, then the selection.
-        cursor.execute(
-            sql, [business.pk, run.pk, connection.ops.adapt_datefield_value(local_date), _db_datetime(now), *params]
-        )
+    OUTCOME_SQL = (
+        f"CASE WHEN r.rn <> 1 THEN '{SendOutcome.CAPPED}' WHEN r.bucket < r.control_lt "
+        f"THEN '{SendOutcome.CONTROL}' ELSE '{SendOutcome.SCHEDULED}' END"
+    )
 
-
-def _db_datetime(moment: datetime):
-    return connection.ops.adapt_datetimefield_value(moment)
-
-
-def _insert_rewards(*, campaign: Campaign, run: EvaluationRun, local_date: date, now: datetime) -> int:
-    """Offer each new send's reward with it (SPEC §6): claimed later, exactly once."""
-    total = 0
-    tz = campaign.business.tzinfo
-    table, sends = WalletReward._meta.db_table, CampaignSend._meta.db_table
-    for number in range(1, campaign.max_sends + 1):
-        reward = campaign.step(number)["reward"]
-        if not reward:
-            continue
-        expires = local_day_start(local_date + timedelta(days=reward["expiry_days"] + 1), tz)
+    def sends_select(self, *, with_ids: bool = False) -> tuple[str, list]:
+        """The SELECT that feeds the send INSERT from the ``due`` rows (``with_ids``: the rows
+        carry ``send_id`` and ``outcome`` already)."""
         sql = (
-            f"INSERT INTO {table} (business_id, member_id, send_id, kind, title, details, status, offered_at, "  # noqa: S608
-            "expires_at, created_at) "
-            f"SELECT s.business_id, s.member_id, s.id, %s, %s, %s, 'offered', %s, %s, %s FROM {sends} s "
-            f"WHERE s.run_id = %s AND s.campaign_id = %s AND s.send_number = %s AND s.outcome = '{SendOutcome.SCHEDULED}' "
-            "ON CONFLICT DO NOTHING"
+            f"SELECT {'r.send_id, ' if with_ids else ''}%s, r.c_id, r.m_id, %s, r.send_number, {self.ARM_SQL}, %s, "
+            f"{'r.outcome' if with_ids else self.OUTCOME_SQL}, %s "
+            "FROM due r WHERE 1 = 1 ORDER BY r.m_id ON CONFLICT DO NOTHING"
         )
-        title = reward_title(reward, currency=campaign.business.currency)
-        params = [reward["kind"], title[:140], json.dumps(reward), _db_datetime(now), _db_datetime(expires),
-                  _db_datetime(now), run.pk, campaign.pk, number]  # fmt: skip
+        return sql, [self.business.pk, self.run.pk, _db_value(self.local_date), _db_value(self.now)]
+
+    SENDS_HEAD = (
+        f"INSERT INTO {CampaignSend._meta.db_table} (business_id, campaign_id, member_id, run_id, send_number, "
+        "arm, local_date, outcome, created_at) "
+    )
+
+    def reward_rows(self) -> list[list]:
+        rows = []
+        for campaign in self.campaigns:
+            tz = campaign.business.tzinfo
+            for number in range(1, campaign.max_sends + 1):
+                reward = campaign.step(number)["reward"]
+                if reward:
+                    expires = local_day_start(self.local_date + timedelta(days=reward["expiry_days"] + 1), tz)
+                    title = reward_title(reward, currency=campaign.business.currency)[:140]
+                    rows.append([campaign.pk, number, reward["kind"], title, json.dumps(reward), expires])
+        return rows
+
+    def rewards_values(self, rows: list[list]) -> tuple[str, list]:
+        columns = [("cid", "bigint"), ("send_number", "integer"), ("kind", "varchar"), ("title", "varchar"),
+                   ("details", "jsonb"), ("expires_at", "timestamp with time zone")]  # fmt: skip
+        return _values_sql("rw", columns, rows)
+
+    def rewards_insert(self, source: str) -> tuple[str, list]:
+        """Offer each new send's reward with it (SPEC §6): claimed later, exactly once."""
+        sql = (
+            f"INSERT INTO {WalletReward._meta.db_table} (business_id, member_id, send_id, kind, title, details, "  # noqa: S608
+            "status, offered_at, expires_at, created_at) "
+            "SELECT s.business_id, s.member_id, s.id, rw.kind, rw.title, rw.details, 'offered', %s, rw.expires_at, %s "
+            f"FROM {source} s JOIN rw ON rw.cid = s.campaign_id AND rw.send_number = s.send_number "
+            f"WHERE s.outcome = '{SendOutcome.SCHEDULED}' ON CONFLICT DO NOTHING"
+        )
+        return sql, [_db_value(self.now), _db_value(self.now)]
+
+    def rewards_offered(self, sends: list[tuple[int, int, str, int]]) -> dict[int, int]:
+        """Rewards written: one per new scheduled send whose step carries one (new send ids, so no
+        conflict can have skipped any)."""
+        with_reward = {(cid, number) for cid, number, *_ in self.reward_rows()}
+        offered: Counter = Counter()
+        for campaign_id, number, outcome, n in sends:
+            if outcome == SendOutcome.SCHEDULED and (campaign_id, number) in with_reward:
+                offered[campaign_id] += n
+        return dict(offered)
+
+    def pacing_ctes(self) -> tuple[str, list]:
+        """``p`` (campaign, channel, interval, slots a day, backlog) and ``cal`` (each allowed day's
+        send-at instant, as many days as the daily cap can need)."""
+        capped = [
+            (campaign, channel)
+            for campaign in self.campaigns
+            for channel in campaign.channels
+            if int(((campaign.pacing or {}).get(channel) or {}).get("daily_cap") or 0)
+        ]
+        backlog, bound = self._capped_counts(capped) if capped else ({}, {})
+        pacing_rows, calendar_rows = [], []
+        for campaign in self.campaigns:
+            for channel in campaign.channels:
+                pacing = (campaign.pacing or {}).get(channel) or {}
+                cap = int(pacing.get("daily_cap") or 0)
+                waiting = backlog.get((campaign.pk, channel), 0)
+                pacing_rows.append([campaign.pk, channel, int(pacing.get("interval_seconds") or 0), cap or UNCAPPED,
+                                    waiting])  # fmt: skip
+                # At most every lapsed member gets a send tonight: enough days for them all.
+                days = (waiting + bound.get(campaign.pk, 0)) // cap + 1 if cap else 1
+                calendar_rows += [
+                    [campaign.pk, channel, i, int(d.timestamp())]
+                    for i, d in enumerate(send_days(campaign=campaign, local_date=self.local_date, count=days))
+                ]
+        if not pacing_rows:
+            pacing_rows = [[0, "", 0, UNCAPPED, 0]]  # campaigns without channels: no delivery
+            calendar_rows = [[0, "", 0, 0]]
+        pacing_sql, pacing_params = _values_sql(
+            "p", [("cid", "bigint"), ("channel", "varchar"), ("step", "integer"), ("per_day", "integer"),
+                  ("backlog", "integer")], pacing_rows)  # fmt: skip
+        calendar_sql, calendar_params = _values_sql(
+            "cal",
+            [("cid", "bigint"), ("channel", "varchar"), ("idx", "integer"), ("start_epoch", "bigint")],
+            calendar_rows,
+        )
+        return f"{pacing_sql}, {calendar_sql}", pacing_params + calendar_params
+
+    def _capped_counts(self, capped: list[tuple[Campaign, str]]) -> tuple[dict, dict]:
+        """For channels with a daily cap: deliveries of earlier nights still scheduled on or after
+        tonight's first send day (yesterday's spill fills today's first slots), and per campaign
+        how many members have lapsed at all (the most sends tonight can write)."""
+        from notifications.models import Delivery, DeliveryStatus
+
+        wanted = functools.reduce(
+            operator.or_,
+            [
+                Q(campaign_id=campaign.pk, channel=channel,
+                  scheduled_at__gte=send_days(campaign=campaign, local_date=self.local_date, count=1)[0])
+                for campaign, channel in capped
+            ],
+        )  # fmt: skip
+        backlog = {
+            (campaign_id, channel): n
+            for campaign_id, channel, n in Delivery.objects.filter(
+                wanted, business_id=self.business.pk, status=DeliveryStatus.SCHEDULED
+            )
+            .values_list("campaign_id", "channel")
+            .annotate(n=Count("pk"))
+            .order_by()
+        }
+        campaigns = {campaign.pk: campaign for campaign, _ in capped}
+        lapsed = Member.objects.filter(business_id=self.business.pk, status=MemberStatus.ACTIVE).aggregate(
+            **{
+                f"c{pk}": Count("pk", filter=Q(last_purchase_at__lt=_campaign_row(c, local_date=self.local_date)[2]))
+                for pk, c in campaigns.items()
+            }
+        )
+        return backlog, {pk: lapsed[f"c{pk}"] for pk in campaigns}
+
+    def deliveries_insert(self, rows: str) -> str:
+        """One delivery per new scheduled send and reachable channel, at the night's send-at time,
+        staggered by the channel's interval, spilling to the next allowed day at its daily cap.
+        ``rows`` yields (id, business_id, campaign_id, member_id, outcome, r_<channel>…)."""
+        from notifications.models import Delivery
+
+        reachable = " OR ".join(f"(p.channel = '{ch}' AND q.r_{ch})" for ch in CHANNELS)
+        slot = "(s.k - 1 + s.backlog)"
+        when = _epoch_to_timestamp_sql(f"d.start_epoch + ({slot} %% s.per_day) * s.step")
+        return (
+            f"INSERT INTO {Delivery._meta.db_table} (business_id, send_id, campaign_id, member_id, channel, status, "  # noqa: S608
+            "scheduled_at, attempts, claim_token, provider_id, last_error, created_at, updated_at) "
+            f"SELECT s.business_id, s.id, s.campaign_id, s.member_id, s.channel, 'scheduled', {when}, 0, '', '', '', "
+            "%s, %s FROM (SELECT q.id, q.business_id, q.campaign_id, q.member_id, p.channel, p.step, p.per_day, "
+            "p.backlog, ROW_NUMBER() OVER (PARTITION BY q.campaign_id, p.channel ORDER BY q.member_id) AS k "
+            f"FROM ({rows}) q JOIN p ON p.cid = q.campaign_id "
+            f"WHERE q.outcome = '{SendOutcome.SCHEDULED}' AND ({reachable})) s "
+            f"JOIN cal d ON d.cid = s.campaign_id AND d.channel = s.channel AND d.idx = {slot} / s.per_day "
+            "WHERE 1 = 1 ON CONFLICT DO NOTHING"
+        )
+
+    # -- the two ways of writing them
+
+    def write_one_statement(self) -> _Counts:
+        """PostgreSQL: select, write sends, rewards and deliveries, and count, in one statement.
+
+        The due rows take their send ids from the sequence up front, so the rewards and the
+        deliveries are written from the same rows as the sends, with no join back to them.
+        """
+        selection, params = _selection_ctes(
+            business=self.business, campaigns=self.campaigns, local_date=self.local_date, reach=True
+        )
+        selection = selection.replace("due AS (", "picked AS (", 1)
+        sends_sql, sends_params = self.sends_select(with_ids=True)
+        pacing_sql, pacing_params = self.pacing_ctes()
+        reward_rows = self.reward_rows()
+        flags = ", ".join(f"r.r_{ch}" for ch in CHANNELS)
+        ctes = [
+            selection,
+            # A volatile nextval(): PostgreSQL computes this once, whatever reads it.
+            f"due AS (SELECT r.*, nextval('{_send_sequence()}') AS send_id, {self.OUTCOME_SQL} AS outcome "
+            "FROM picked r)",
+            f"fresh AS (SELECT r.send_id AS id, {int(self.business.pk)} AS business_id, r.c_id AS campaign_id, "
+            f"r.m_id AS member_id, r.send_number, r.outcome, {flags} FROM due r)",
+            f"ins AS ({self.SENDS_HEAD.replace('(business_id', '(id, business_id')}{sends_sql} "
+            "RETURNING campaign_id, send_number, outcome)",
+            pacing_sql,
+            f"dl AS ({self.deliveries_insert('SELECT * FROM fresh')} RETURNING campaign_id)",
+        ]
+        params += sends_params + pacing_params + [_db_value(self.now), _db_value(self.now)]
+        if reward_rows:
+            rewards_values, rewards_params = self.rewards_values(reward_rows)
+            rewards_sql, rewards_insert_params = self.rewards_insert("fresh")
+            ctes += [rewards_values, f"rwi AS ({rewards_sql} RETURNING 1)"]
+            params += rewards_params + rewards_insert_params
+        sql = (
+            f"WITH {', '.join(ctes)} "
+            "SELECT campaign_id, send_number, outcome, COUNT(*) FROM ins GROUP BY campaign_id, send_number, outcome "
+            "UNION ALL SELECT campaign_id, -1, '', COUNT(*) FROM dl GROUP BY campaign_id "
+            "UNION ALL SELECT 0, -2, '', COUNT(*) FROM due"
+        )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            total += cursor.rowcount
-    return total
+            rows = cursor.fetchall()
+        sends = [r for r in rows if r[1] > 0]
+        due = next(n for _, number, _, n in rows if number == -2)
+        if sum(n for *_, n in sends) != due:
+            # A send conflicted with one written meanwhile (only another evaluation of this
+            # business at the same moment can do that): its deliveries would point nowhere.
+            raise NightConflict(f"business {self.business.pk}, {self.local_date}: {due} due, fewer sends written")
+        return _Counts(sends=sends, deliveries={campaign_id: n for campaign_id, number, _, n in rows if number == -1})
+
+    def write_in_steps(self) -> _Counts:
+        """Elsewhere (SQLite has no data-modifying WITH): sends, their counts, rewards, deliveries."""
+        selection, params = _selection_ctes(
+            business=self.business, campaigns=self.campaigns, local_date=self.local_date
+        )
+        sends_sql, sends_params = self.sends_select()
+        sends_table = CampaignSend._meta.db_table
+        new_sends = f"(SELECT * FROM {sends_table} WHERE business_id = %s AND run_id = %s)"
+        with connection.cursor() as cursor:
+            cursor.execute(f"{self.SENDS_HEAD}WITH {selection} {sends_sql}", params + sends_params)
+            cursor.execute(
+                f"SELECT campaign_id, send_number, outcome, COUNT(*) FROM {new_sends} x "  # noqa: S608
+                "GROUP BY campaign_id, send_number, outcome",
+                [self.business.pk, self.run.pk],
+            )
+            sends = cursor.fetchall()
+            reward_rows = self.reward_rows()
+            if reward_rows:
+                rewards_values, rewards_params = self.rewards_values(reward_rows)
+                rewards_sql, rewards_insert_params = self.rewards_insert(new_sends)
+                head, _, select = rewards_sql.partition(" SELECT ")
+                cursor.execute(
+                    f"{head} WITH {rewards_values} SELECT {select}",
+                    rewards_params + rewards_insert_params[:2] + [self.business.pk, self.run.pk],
+                )
+            pacing_sql, pacing_params = self.pacing_ctes()
+            flags = ", ".join(f"{reachable_sql(ch)} AS r_{ch}" for ch in CHANNELS)
+            rows = (
+                f"SELECT cs.id, cs.business_id, cs.campaign_id, cs.member_id, cs.outcome, {flags} "  # noqa: S608
+                f"FROM {sends_table} cs JOIN {Member._meta.db_table} m ON m.id = cs.member_id "
+                "WHERE cs.business_id = %s AND cs.run_id = %s"
+            )
+            head, _, select = self.deliveries_insert(rows).partition(" SELECT ")
+            cursor.execute(
+                f"{head} WITH {pacing_sql} SELECT {select} RETURNING campaign_id",
+                pacing_params + [_db_value(self.now), _db_value(self.now), self.business.pk, self.run.pk],
+            )
+            deliveries = Counter(campaign_id for (campaign_id,) in cursor.fetchall())
+        return _Counts(sends=sends, deliveries=dict(deliveries))
 
 
 def send_days(*, campaign: Campaign, local_date: date, count: int) -> list[datetime]:
@@ -355,55 +652,6 @@ def _epoch_to_timestamp_sql(expr: str) -> str:
     if connection.vendor == "postgresql":
         return f"to_timestamp({expr})"
     return f"datetime({expr}, 'unixepoch')"
-
-
-def _insert_deliveries(*, campaign: Campaign, run: EvaluationRun, local_date: date, now: datetime, sends: int) -> int:
-    """One delivery per new send and reachable channel, at the send-at time of the night,
-    staggered by the channel's interval and spilling to the next allowed day at its daily cap."""
-    from notifications.models import Delivery, DeliveryStatus
-
-    total = 0
-    for channel in campaign.channels:
-        pacing = (campaign.pacing or {}).get(channel, {})
-        interval = int(pacing.get("interval_seconds") or 0)
-        cap = int(pacing.get("daily_cap") or 0)
-        first_day = send_days(campaign=campaign, local_date=local_date, count=1)[0]
-        backlog = 0
-        if cap:
-            # Yesterday's spill already fills the first slots of today.
-            backlog = Delivery.objects.filter(
-                campaign_id=campaign.pk,
-                channel=channel,
-                status=DeliveryStatus.SCHEDULED,
-                scheduled_at__gte=first_day,
-            ).count()
-        per_day = cap or (sends + backlog + 1)
-        days = send_days(campaign=campaign, local_date=local_date, count=(backlog + sends) // per_day + 1)
-        calendar = " UNION ALL ".join(
-            f"SELECT {i} AS idx, {int(d.timestamp())} AS start_epoch" for i, d in enumerate(days)
-        )
-        rows = (
-            CampaignSend.objects.filter(run=run, campaign_id=campaign.pk, outcome=SendOutcome.SCHEDULED)
-            .filter(reachable_q(channel, prefix="member__"))
-            .annotate(k=Window(RowNumber(), order_by=F("member_id").asc()))
-            .order_by()
-            .values("id", "business_id", "campaign_id", "member_id", "k")
-        )
-        rows_sql, rows_params = rows.query.sql_with_params()
-        slot = f"(s.k - 1 + {backlog})"
-        when = _epoch_to_timestamp_sql(f"d.start_epoch + ({slot} %% {per_day}) * {interval}")
-        table = Delivery._meta.db_table
-        sql = (
-            f"INSERT INTO {table} (business_id, send_id, campaign_id, member_id, channel, status, scheduled_at, "  # noqa: S608
-            "attempts, claim_token, provider_id, last_error, created_at, updated_at) "
-            f"SELECT s.business_id, s.id, s.campaign_id, s.member_id, %s, 'scheduled', {when}, 0, '', '', '', %s, %s "
-            f"FROM ({rows_sql}) s JOIN ({calendar}) d ON d.idx = {slot} / {per_day} "
-            "WHERE 1 = 1 ON CONFLICT DO NOTHING"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [channel, _db_datetime(now), _db_datetime(now), *rows_params])
-            total += cursor.rowcount
-    return total
 
 
 # --- the tick ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Campaign validation, conditions compiled to ORM filters, rewards described and rendered.
+"""Campaign validation, conditions and reachability compiled to SQL, rewards described and rendered.
 
 Used by the model's ``clean()``, the wizard, the API and ``campaign_activate`` alike, so every
 interface gives the same errors.
@@ -171,39 +171,59 @@ def conditions_clean(conditions: dict | None) -> dict:
     return out
 
 
-def conditions_q(conditions: dict, *, days_away_since) -> Q:
-    """The conditions as one ORM filter on Member (never evaluated per member in Python).
+# Each condition as the member column it tests, the comparison, and the value's SQL type. The
+# night's selection carries one nullable column per condition for every campaign (NULL: not
+# set), so one statement evaluates every campaign of a business; never per member in Python.
+CONDITION_SQL: dict[str, tuple[str, str, str]] = {
+    "min_visits": ("purchase_count", ">=", "integer"),
+    "max_visits": ("purchase_count", "<=", "integer"),
+    "min_spend": ("total_spent", ">=", "numeric"),
+    "joined_before": ("joined_on", "<", "date"),
+    "joined_after": ("joined_on", ">", "date"),
+    "min_points": ("points_balance", ">=", "integer"),
+    "min_stamps": ("stamps_balance", ">=", "integer"),
+    # max_days_away arrives as the instant a member must have purchased at or after.
+    "max_days_away": ("last_purchase_at", ">=", "timestamp with time zone"),
+}
+FLAG_CONDITION_SQL: dict[str, str] = {"has_email": "email", "has_phone": "phone"}
+
+
+def condition_values(conditions: dict, *, days_away_since) -> dict[str, Any]:
+    """The value each condition of CONDITION_SQL compares with (None: not set), plus the flags.
 
     ``days_away_since(n)`` gives the instant a member must have purchased at or after to be
     at most ``n`` days away on the night being evaluated.
     """
-    q = Q()
     c = conditions or {}
-    if "min_visits" in c:
-        q &= Q(purchase_count__gte=c["min_visits"])
-    if "max_visits" in c:
-        q &= Q(purchase_count__lte=c["max_visits"])
-    if "min_spend" in c:
-        q &= Q(total_spent__gte=Decimal(c["min_spend"]))
-    if "joined_before" in c:
-        q &= Q(joined_on__lt=date.fromisoformat(c["joined_before"]))
-    if "joined_after" in c:
-        q &= Q(joined_on__gt=date.fromisoformat(c["joined_after"]))
-    if "min_points" in c:
-        q &= Q(points_balance__gte=c["min_points"])
-    if "min_stamps" in c:
-        q &= Q(stamps_balance__gte=c["min_stamps"])
-    if c.get("has_email"):
-        q &= ~Q(email="")
-    if c.get("has_phone"):
-        q &= ~Q(phone="")
-    if "max_days_away" in c:
-        q &= Q(last_purchase_at__gte=days_away_since(c["max_days_away"]))
-    return q
+    values: dict[str, Any] = {
+        "min_visits": c.get("min_visits"),
+        "max_visits": c.get("max_visits"),
+        "min_spend": Decimal(c["min_spend"]) if "min_spend" in c else None,
+        "joined_before": date.fromisoformat(c["joined_before"]) if "joined_before" in c else None,
+        "joined_after": date.fromisoformat(c["joined_after"]) if "joined_after" in c else None,
+        "min_points": c.get("min_points"),
+        "min_stamps": c.get("min_stamps"),
+        "max_days_away": days_away_since(c["max_days_away"]) if "max_days_away" in c else None,
+    }
+    values.update({name: bool(c.get(name)) for name in FLAG_CONDITION_SQL})
+    return values
+
+
+def conditions_sql(*, member: str = "m", values: str = "c") -> str:
+    """Every condition as SQL over ``member`` rows and a ``values`` row of condition_values()."""
+    parts = [
+        f"({values}.{name} IS NULL OR {member}.{column} {op} {values}.{name})"
+        for name, (column, op, _) in CONDITION_SQL.items()
+    ]
+    parts += [f"(NOT {values}.{name} OR {member}.{column} <> '')" for name, column in FLAG_CONDITION_SQL.items()]
+    return " AND ".join(parts)
 
 
 def reachable_q(channel: str, *, prefix: str = "") -> Q:
-    """Members reachable on ``channel`` with consent (push: a live subscription)."""
+    """Members reachable on ``channel`` with consent (push: a live subscription).
+
+    ``reachable_sql`` says the same in SQL for the night; a test holds the two equal.
+    """
     from notifications.models import PushSubscription
 
     if channel == "sms" or channel == "whatsapp":
@@ -216,11 +236,18 @@ def reachable_q(channel: str, *, prefix: str = "") -> Q:
     raise ValueError(f"unknown channel {channel}")
 
 
-def reachable_any_q(channels: list[str], *, prefix: str = "") -> Q:
-    q = Q()
-    for channel in channels:
-        q |= reachable_q(channel, prefix=prefix)
-    return q if channels else Q(pk__in=[])
+def reachable_sql(channel: str, *, member: str = "m") -> str:
+    """``reachable_q`` as a SQL condition on the member row ``member``."""
+    from notifications.models import PushSubscription
+
+    if channel == "sms" or channel == "whatsapp":
+        return f"({member}.consent_{channel} AND {member}.phone <> '')"
+    if channel == "email":
+        return f"({member}.consent_email AND {member}.email <> '')"
+    if channel == "push":
+        table = PushSubscription._meta.db_table
+        return f"({member}.consent_push AND EXISTS (SELECT 1 FROM {table} ps WHERE ps.member_id = {member}.id))"
+    raise ValueError(f"unknown channel {channel}")
 
 
 def pacing_clean(pacing: dict | None) -> dict:

@@ -8,7 +8,7 @@ from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, Ou
 
 from members.models import Visit, VisitKind
 
-from .models import Campaign, CampaignSend, EvaluationRun, SendOutcome
+from .models import NOT_COUNTED, Campaign, CampaignSend, EvaluationRun, SendOutcome
 
 
 def campaign_figures(*, campaigns: list[Campaign]) -> dict[int, dict[str, int]]:
@@ -27,6 +27,7 @@ def campaign_figures(*, campaigns: list[Campaign]) -> dict[int, dict[str, int]]:
         )
         rows = (
             CampaignSend.objects.filter(campaign_id__in=[c.pk for c in campaigns if c.attribution_days == days])
+            .exclude(outcome__in=NOT_COUNTED)  # (every figure below is of counted sends: the index)
             .values("campaign_id")
             .annotate(
                 sent=Count("pk", filter=Q(outcome=SendOutcome.SENT)),
