@@ -90,11 +90,8 @@ _CAMPAIGN_COLUMNS = [
 ]
 
 
-# The member columns the conditions test (beside last_purchase_at).
-_CONDITION_COLUMNS = sorted(
-    {column for column, _, _ in CONDITION_SQL.values() if column != "last_purchase_at"}
-    | set(FLAG_CONDITION_SQL.values())
-)
+def _false() -> str:
+    return "FALSE" if connection.vendor == "postgresql" else "0"
 
 
 def _values_sql(name: str, columns: list[tuple[str, str]], rows: list[list]) -> tuple[str, list]:
@@ -160,18 +157,31 @@ def _selection_ctes(
     ctes = [values]
     sends = CampaignSend._meta.db_table
     not_counted = ", ".join(f"'{o}'" for o in NOT_COUNTED)
+    # Only what these campaigns use: the statement stays small to plan and to run.
+    first_condition = len(_CAMPAIGN_COLUMNS) - len(CONDITION_SQL) - len(FLAG_CONDITION_SQL)
+    used = {
+        name
+        for row in rows
+        for (name, _), v in zip(_CAMPAIGN_COLUMNS[first_condition:], row[first_condition:], strict=True)
+        if v is not None and v is not False  # (0 is a condition: at most 0 visits)
+    }
+    columns = sorted({col for name, (col, _, _) in CONDITION_SQL.items() if name in used} - {"last_purchase_at"}
+                     | {col for name, col in FLAG_CONDITION_SQL.items() if name in used})  # fmt: skip
+    channels = [ch for ch in CHANNELS if any(ch in (c.channels or []) for c in campaigns)]
     # The business's lapsed members, read once (not once per campaign), with their reachability.
     members = Member._meta.db_table
     ctes.append(
-        f"lapsed AS MATERIALIZED (SELECT m.id, m.last_purchase_at, {', '.join(f'm.{col}' for col in _CONDITION_COLUMNS)}, "  # noqa: S608
-        + ", ".join(f"{reachable_sql(ch)} AS r_{ch}" for ch in CHANNELS)
+        "lapsed AS MATERIALIZED (SELECT m.id, m.last_purchase_at"  # noqa: S608
+        + "".join(f", m.{col}" for col in columns)
+        + "".join(f", {reachable_sql(ch)} AS r_{ch}" for ch in channels)
         + f" FROM {members} m WHERE m.business_id = %s AND m.status = '{MemberStatus.ACTIVE}' "
         "AND m.last_purchase_at < %s)"
     )
     params += [business.pk, _db_value(max(row[2] for row in rows))]
+    reachable = " OR ".join(f"(c.ch_{ch} AND m.r_{ch})" for ch in channels)
     where = [
-        conditions_sql(member="m", values="c"),
-        "(NOT c.any_channel OR " + " OR ".join(f"(c.ch_{ch} AND m.r_{ch})" for ch in CHANNELS) + ")",
+        conditions_sql(member="m", values="c", names=used),
+        f"(NOT c.any_channel OR {reachable})" if channels else "1 = 1",
     ]
     where_params: list = []
     joins = ""
@@ -198,7 +208,7 @@ def _selection_ctes(
         if business.frequency_cap_days and len(campaigns) > 1
         else "1"
     )
-    flags = "".join(f", m.r_{ch}" for ch in CHANNELS) if reach else ""
+    flags = "".join(f", m.r_{ch}" if ch in channels else f", {_false()} AS r_{ch}" for ch in CHANNELS) if reach else ""
     ctes.append(
         f"due AS (SELECT m.id AS m_id, c.cid AS c_id, {send_number} AS send_number, c.threshold, "  # noqa: S608
         f"c.control_lt, c.b_lt, {bucket} AS bucket, {rank} AS rn{flags} "
@@ -523,23 +533,38 @@ class _Night:
         )
         return backlog, {pk: lapsed[f"c{pk}"] for pk in campaigns}
 
-    def deliveries_insert(self, rows: str) -> str:
+    def deliveries_insert(self, source: str) -> str | None:
         """One delivery per new scheduled send and reachable channel, at the night's send-at time,
         staggered by the channel's interval, spilling to the next allowed day at its daily cap.
-        ``rows`` yields (id, business_id, campaign_id, member_id, outcome, r_<channel>…)."""
+        ``source`` (a WITH table) yields (id, business_id, campaign_id, member_id, outcome,
+        r_<channel>…). Each channel is its own part, numbered in member order only where paced."""
         from notifications.models import Delivery
 
-        reachable = " OR ".join(f"(p.channel = '{ch}' AND q.r_{ch})" for ch in CHANNELS)
+        parts = []
+        for channel in CHANNELS:
+            used = [c for c in self.campaigns if channel in (c.channels or [])]
+            if not used:
+                continue
+            paced = any(
+                int(((c.pacing or {}).get(channel) or {}).get(key) or 0)
+                for c in used
+                for key in ("interval_seconds", "daily_cap")
+            )
+            k = "ROW_NUMBER() OVER (PARTITION BY q.campaign_id ORDER BY q.member_id)" if paced else "1"
+            parts.append(
+                "SELECT q.id, q.business_id, q.campaign_id, q.member_id, p.channel, p.step, p.per_day, p.backlog, "  # noqa: S608
+                f"{k} AS k FROM {source} q JOIN p ON p.cid = q.campaign_id AND p.channel = '{channel}' "
+                f"WHERE q.outcome = '{SendOutcome.SCHEDULED}' AND q.r_{channel}"
+            )
+        if not parts:
+            return None  # (only campaigns without channels)
         slot = "(s.k - 1 + s.backlog)"
         when = _epoch_to_timestamp_sql(f"d.start_epoch + ({slot} %% s.per_day) * s.step")
         return (
             f"INSERT INTO {Delivery._meta.db_table} (business_id, send_id, campaign_id, member_id, channel, status, "  # noqa: S608
             "scheduled_at, attempts, claim_token, provider_id, last_error, created_at, updated_at) "
             f"SELECT s.business_id, s.id, s.campaign_id, s.member_id, s.channel, 'scheduled', {when}, 0, '', '', '', "
-            "%s, %s FROM (SELECT q.id, q.business_id, q.campaign_id, q.member_id, p.channel, p.step, p.per_day, "
-            "p.backlog, ROW_NUMBER() OVER (PARTITION BY q.campaign_id, p.channel ORDER BY q.member_id) AS k "
-            f"FROM ({rows}) q JOIN p ON p.cid = q.campaign_id "
-            f"WHERE q.outcome = '{SendOutcome.SCHEDULED}' AND ({reachable})) s "
+            f"%s, %s FROM ({' UNION ALL '.join(parts)}) s "
             f"JOIN cal d ON d.cid = s.campaign_id AND d.channel = s.channel AND d.idx = {slot} / s.per_day "
             "WHERE 1 = 1 ON CONFLICT DO NOTHING"
         )
@@ -570,9 +595,14 @@ class _Night:
             f"ins AS ({self.SENDS_HEAD.replace('(business_id', '(id, business_id')}{sends_sql} "
             "RETURNING campaign_id, send_number, outcome)",
             pacing_sql,
-            f"dl AS ({self.deliveries_insert('SELECT * FROM fresh')} RETURNING campaign_id)",
         ]
-        params += sends_params + pacing_params + [_db_value(self.now), _db_value(self.now)]
+        params += sends_params + pacing_params
+        deliveries = self.deliveries_insert("fresh")
+        if deliveries:
+            ctes.append(f"dl AS ({deliveries} RETURNING campaign_id)")
+            params += [_db_value(self.now), _db_value(self.now)]
+        else:
+            ctes.append("dl AS (SELECT cid AS campaign_id FROM p WHERE 1 = 0)")
         if reward_rows:
             rewards_values, rewards_params = self.rewards_values(reward_rows)
             rewards_sql, rewards_insert_params = self.rewards_insert("fresh")
@@ -622,17 +652,20 @@ class _Night:
                 )
             pacing_sql, pacing_params = self.pacing_ctes()
             flags = ", ".join(f"{reachable_sql(ch)} AS r_{ch}" for ch in CHANNELS)
-            rows = (
-                f"SELECT cs.id, cs.business_id, cs.campaign_id, cs.member_id, cs.outcome, {flags} "  # noqa: S608
+            fresh = (
+                f"fresh AS (SELECT cs.id, cs.business_id, cs.campaign_id, cs.member_id, cs.outcome, {flags} "  # noqa: S608
                 f"FROM {sends_table} cs JOIN {Member._meta.db_table} m ON m.id = cs.member_id "
-                "WHERE cs.business_id = %s AND cs.run_id = %s"
+                "WHERE cs.business_id = %s AND cs.run_id = %s)"
             )
-            head, _, select = self.deliveries_insert(rows).partition(" SELECT ")
-            cursor.execute(
-                f"{head} WITH {pacing_sql} SELECT {select} RETURNING campaign_id",
-                pacing_params + [_db_value(self.now), _db_value(self.now), self.business.pk, self.run.pk],
-            )
-            deliveries = Counter(campaign_id for (campaign_id,) in cursor.fetchall())
+            deliveries: Counter = Counter()
+            insert = self.deliveries_insert("fresh")
+            if insert:
+                head, _, select = insert.partition(" SELECT ")
+                cursor.execute(
+                    f"{head} WITH {pacing_sql}, {fresh} SELECT {select} RETURNING campaign_id",
+                    pacing_params + [self.business.pk, self.run.pk, _db_value(self.now), _db_value(self.now)],
+                )
+                deliveries.update(campaign_id for (campaign_id,) in cursor.fetchall())
         return _Counts(sends=sends, deliveries=dict(deliveries))
 
 

@@ -209,14 +209,20 @@ def condition_values(conditions: dict, *, days_away_since) -> dict[str, Any]:
     return values
 
 
-def conditions_sql(*, member: str = "m", values: str = "c") -> str:
-    """Every condition as SQL over ``member`` rows and a ``values`` row of condition_values()."""
+def conditions_sql(*, member: str = "m", values: str = "c", names=None) -> str:
+    """The conditions (all, or those in ``names``) as SQL over ``member`` rows and a ``values``
+    row of condition_values(); TRUE when there are none."""
     parts = [
         f"({values}.{name} IS NULL OR {member}.{column} {op} {values}.{name})"
         for name, (column, op, _) in CONDITION_SQL.items()
+        if names is None or name in names
     ]
-    parts += [f"(NOT {values}.{name} OR {member}.{column} <> '')" for name, column in FLAG_CONDITION_SQL.items()]
-    return " AND ".join(parts)
+    parts += [
+        f"(NOT {values}.{name} OR {member}.{column} <> '')"
+        for name, column in FLAG_CONDITION_SQL.items()
+        if names is None or name in names
+    ]
+    return " AND ".join(parts) or "1 = 1"
 
 
 def reachable_q(channel: str, *, prefix: str = "") -> Q:
