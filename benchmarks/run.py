@@ -40,6 +40,9 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="PGOPTIONS for every connection of the run (a what-if, e.g. '-c jit=off'); recorded in the report",
     )
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    p.add_argument(
+        "--one-process", action="store_true", help="time the nights in this process only, not also through Celery"
+    )
     args = p.parse_args(argv)
     if args.members < 1 or args.businesses < 1 or args.campaigns_per_business < 1:
         p.error("sizes must be positive")
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, transaction
 
     with timed("migrate"):
         call_command("migrate", verbosity=0, interactive=False)
@@ -151,12 +154,27 @@ def main(argv: list[str] | None = None) -> int:
         engine = night.engine_rows(cursor)
         missing, extra = night.floor_compare(cursor)
         results["floor_check"] = {"floor": results["floor"].rows, "engine": engine, "missing": missing, "extra": extra}
-        cursor.execute(f"DROP TABLE {night.CUTOFF_TABLE}")
         if missing or extra or engine != results["floor"].rows:
             say(
                 f"  WARNING: the engine's pairs differ from the floor's: {missing:,} only in the floor, "
                 f"{extra:,} only in the engine"
             )
+    if not args.one_process:
+        # The same night the way production runs it: the tick's one task per business on a worker.
+        with connection.cursor() as cursor:
+            night.night_tables_reset(cursor)  # only night D is there: start from the same empty tables
+            cursor.execute("CHECKPOINT")
+        say("first night (D) again, through Celery (2 worker processes)…")
+        before = db.loadavg()
+        celery_first = night.night_run_celery(plan, offset_days=0, label="First night (D)")
+        load["first night, Celery"] = (before, db.loadavg())
+        results["first_night_celery"] = celery_first
+        say(f"  first night, Celery: {celery_first.seconds:.1f} s, {celery_first.sends:,} sends, {celery_first.pg}")
+        with connection.cursor() as cursor:
+            missing, extra = night.floor_compare(cursor)
+            results["floor_check_celery"] = {"missing": missing, "extra": extra}
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {night.CUTOFF_TABLE}")
         with timed("VACUUM (ANALYZE) of the night's tables (not counted)") as t:
             night.night_tables_vacuum(cursor)
         results["vacuum_s"] = t.seconds
@@ -170,6 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     results["steady_night"] = steady
     say(f"  next night: {steady.seconds:.1f} s, {steady.sends:,} sends, {steady.deliveries:,} deliveries, {steady.pg}")
     steps_print(steady)
+    if not args.one_process:
+        with transaction.atomic(), connection.cursor() as cursor:
+            night.night_remove(cursor, plan, offset_days=1)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM (ANALYZE) campaigns_campaignsend, notifications_delivery")
+        say("next night (D+1) again, through Celery (2 worker processes)…")
+        before = db.loadavg()
+        celery_steady = night.night_run_celery(plan, offset_days=1, label="Next night (D+1)")
+        load["next night, Celery"] = (before, db.loadavg())
+        results["steady_night_celery"] = celery_steady
+        say(f"  next night, Celery: {celery_steady.seconds:.1f} s, {celery_steady.sends:,} sends")
 
     if not args.skip_dispatch:
         from .dispatch import dispatch_run

@@ -86,7 +86,12 @@ TEMPLATES = [
 VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'winback.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# Persistent connections on PostgreSQL (web and worker processes alike): a new connection per
+# request or task costs a backend start and cold catalog caches (the night's statement then plans
+# several times slower). Health checks drop a connection the server closed.
+_persistent = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60 if _persistent else 0))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", _persistent)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process, the worker and beat share the demo database.
     DATABASES["default"].setdefault("OPTIONS", {})

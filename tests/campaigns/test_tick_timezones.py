@@ -109,12 +109,38 @@ def test_businesses_in_different_zones_turn_over_at_their_own_midnight(db):
     assert due[ny.pk] == date(2026, 6, 1)
 
 
-def test_the_tick_task_fans_out_one_evaluation_per_due_business(db, settings):
+def test_the_tick_task_fans_out_every_due_business_in_batches(db, settings):
     from unittest import mock
 
     from campaigns import tasks
 
-    a, b = business_make(), business_make(timezone="Europe/London")
-    with mock.patch.object(tasks.business_evaluate_task, "delay") as delay:
-        assert tasks.evaluation_tick_task.apply().get() == 2
-    assert sorted(call.kwargs["business_id"] for call in delay.call_args_list) == sorted([a.pk, b.pk])
+    made = [business_make(timezone=tz) for tz in ("Asia/Kuala_Lumpur", "Europe/London") * 3]
+    with mock.patch.object(tasks, "BATCH", 4), mock.patch.object(tasks.businesses_evaluate_task, "delay") as delay:
+        assert tasks.evaluation_tick_task.apply().get() == 6
+    batches = [call.kwargs["pairs"] for call in delay.call_args_list]
+    assert [len(b) for b in batches] == [4, 2]
+    assert sorted(pk for b in batches for pk, _ in b) == sorted(b.pk for b in made)
+
+
+def test_a_batch_evaluates_each_business_in_its_scope_and_survives_one_failing(db, caplog):
+    from unittest import mock
+
+    from campaigns import tasks
+
+    good, bad, other = business_make(), business_make(), business_make()
+    real = engine.business_evaluate
+
+    def evaluate(*, business, **kwargs):
+        if business.pk == bad.pk:
+            raise RuntimeError("boom")
+        return real(business=business, **kwargs)
+
+    day = date(2026, 6, 2)
+    with mock.patch.object(engine, "business_evaluate", side_effect=evaluate):
+        done = tasks.businesses_evaluate_task.apply(
+            kwargs={"pairs": [[good.pk, day.isoformat()], [bad.pk, day.isoformat()], [other.pk, day.isoformat()]]}
+        ).get()
+    assert done == 2
+    with scopes_disabled():
+        assert set(EvaluationRun.objects.values_list("business_id", flat=True)) == {good.pk, other.pk}
+    assert f"evaluation of business {bad.pk}" in caplog.text
