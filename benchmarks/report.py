@@ -414,7 +414,7 @@ def document(r: dict, path: Path = DOC) -> None:
         "",
         "Flags: `--members`, `--businesses`, `--campaigns-per-business`, `--reuse`, `--skip-dispatch`, `--pg-options`,",
         "`--floor-runs` (default 1), `--floor-variants` (the floor with the send table's foreign key, and",
-        "without the single-column FK indexes), `--dispatch-sample`, `--dispatch-seconds`, `--no-docs`.",
+        "without the single-column FK indexes), `--dispatch-sample`, `--dispatch-seconds`, `--one-process` (no Celery nights), `--no-docs`; `python -m benchmarks.dispatch` times the dispatcher alone on the data left.",
         "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
