@@ -313,6 +313,13 @@ class NightResult:
     slowest: list[tuple[float, int, str, int]] = field(default_factory=list)  # (s, business id, tz, selected)
     pg: dict = field(default_factory=dict)
 
+    def add(self, stats: dict) -> None:
+        """One business's run figures (``EvaluationRun.stats``: per campaign)."""
+        self.evaluated += 1
+        for s in stats.values():
+            for name in ("selected", "sends", "capped", "control", "deliveries", "rewards"):
+                setattr(self, name, getattr(self, name) + s.get(name, 0))
+
 
 def night_run(plan: NightPlan, *, offset_days: int, label: str, progress_every: int = 100) -> NightResult:
     """Evaluate every business for D + ``offset_days``, in its scope, one after the other."""
@@ -336,14 +343,7 @@ def night_run(plan: NightPlan, *, offset_days: int, label: str, progress_every: 
                 run = business_evaluate(business=business, local_date=day, now=now)
             elapsed = time.perf_counter() - b_start
             if run is not None:
-                result.evaluated += 1
-                for stats in run.stats.values():
-                    result.selected += stats.get("selected", 0)
-                    result.sends += stats.get("sends", 0)
-                    result.capped += stats.get("capped", 0)
-                    result.control += stats.get("control", 0)
-                    result.deliveries += stats.get("deliveries", 0)
-                    result.rewards += stats.get("rewards", 0)
+                result.add(run.stats)
                 per_business.append(
                     (elapsed, business.pk, business.timezone, sum(s.get("selected", 0) for s in run.stats.values()))
                 )
@@ -455,14 +455,7 @@ def night_run_celery(plan: NightPlan, *, offset_days: int, label: str, concurren
             for business_id, local_date, stats in cursor.fetchall():
                 if wanted.get(business_id) != local_date:
                     continue
-                result.evaluated += 1
-                for s in (json.loads(stats) if isinstance(stats, str) else stats or {}).values():
-                    result.selected += s.get("selected", 0)
-                    result.sends += s.get("sends", 0)
-                    result.capped += s.get("capped", 0)
-                    result.control += s.get("control", 0)
-                    result.deliveries += s.get("deliveries", 0)
-                    result.rewards += s.get("rewards", 0)
+                result.add(json.loads(stats) if isinstance(stats, str) else stats or {})
     finally:
         worker_stop(proc)
     result.steps = {f"Celery worker, {concurrency} processes (log {log_path})": result.seconds}
