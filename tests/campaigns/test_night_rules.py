@@ -349,3 +349,53 @@ def test_reachability_in_sql_is_the_orm_filter(business):
             )
             assert orm == sql, channel
             assert 0 < len(orm) < len(made), channel  # the inputs do tell members apart
+
+
+def _night_queries(business, day, members: int) -> tuple[int, int]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(members):
+        lapsed_member(business, days=40, consents={"sms": True, "email": True, "whatsapp": True})
+    with CaptureQueriesContext(connection) as ctx:
+        result = night(business, day)
+    return len(ctx.captured_queries), result.run.sends
+
+
+def test_the_night_costs_the_same_statements_for_3_or_40_members(db):
+    """No query per member (nor per campaign): every campaign kind at once — conditions, a reward,
+    escalation, a paced and capped channel, two channels, a frequency cap between campaigns."""
+    from tests.conftest import business_make
+
+    counts = []
+    for n in (1, 3, 40):  # (the first night of a process also looks up the send id sequence once)
+        b = business_make(timezone="America/New_York", frequency_cap_days=7)
+        campaign_make(b, inactivity_days=14, channels=["sms", "email"], conditions={"min_visits": 1}, max_sends=2,
+                      reward={"kind": "bonus_points", "count": 10},
+                      escalation=[{"title": "", "body": "", "reward": {"kind": "bonus_stamps", "count": 2}}])  # fmt: skip
+        campaign_make(b, inactivity_days=30, channels=["whatsapp"],
+                      pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 5}})  # fmt: skip
+        queries, sent = _night_queries(b, D, n)
+        assert sent == n  # each member once: the frequency cap gives them to the 30-day campaign
+        counts.append(queries)
+    assert counts[1] == counts[2] <= 14, counts  # (PostgreSQL 11, SQLite 13: its writes are four statements)
+
+
+def test_the_audience_costs_the_same_queries_for_3_or_40_members(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from campaigns import engine
+    from tests.conftest import business_make
+
+    counts = []
+    for n in (3, 40):
+        b = business_make(timezone="Pacific/Auckland")
+        campaign = campaign_make(b, inactivity_days=14, channels=["sms"], conditions={"min_visits": 1})
+        for _ in range(n):
+            lapsed_member(b, days=40)
+        with scope(business=b.pk), CaptureQueriesContext(connection) as ctx:
+            audience = engine.campaign_audience(campaign, local_date=D, limit=10)
+        assert audience.count == n
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1] <= 4, counts
