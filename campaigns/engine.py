@@ -113,6 +113,12 @@ def _db_value(value):
     return value
 
 
+def _lapsed_before(campaign: Campaign, *, local_date: date) -> datetime:
+    """Members who last purchased before this instant have lapsed for ``campaign`` on ``local_date``."""
+    last_allowed = local_date - timedelta(days=campaign.inactivity_days)
+    return local_day_start(last_allowed + timedelta(days=1), campaign.business.tzinfo)
+
+
 def _campaign_row(campaign: Campaign, *, local_date: date) -> list:
     tz = campaign.business.tzinfo
     last_allowed = local_date - timedelta(days=campaign.inactivity_days)
@@ -125,7 +131,7 @@ def _campaign_row(campaign: Campaign, *, local_date: date) -> list:
     return [
         campaign.pk or 0,
         campaign.inactivity_days,
-        local_day_start(last_allowed + timedelta(days=1), tz),
+        _lapsed_before(campaign, local_date=local_date),
         last_allowed,
         campaign.max_sends,
         control_lt,
@@ -144,8 +150,9 @@ def _selection_ctes(
     local_date: date,
     contact_rules: bool = True,
     reach: bool = False,
+    name: str = "due",
 ) -> tuple[str, list]:
-    """WITH-clause tables ending in ``due``: one row per (member, campaign) due on ``local_date``,
+    """WITH-clause tables ending in ``name`` (``due``): one row per (member, campaign) due on ``local_date``,
     with the send number, the arm bucket and ``rn`` (1: this campaign wins the member tonight);
     with ``reach``, also ``r_<channel>``: whether the member is reachable on each channel.
 
@@ -177,7 +184,7 @@ def _selection_ctes(
         + f" FROM {members} m WHERE m.business_id = %s AND m.status = '{MemberStatus.ACTIVE}' "
         "AND m.last_purchase_at < %s)"
     )
-    params += [business.pk, _db_value(max(row[2] for row in rows))]
+    params += [business.pk, _db_value(max(_lapsed_before(c, local_date=local_date) for c in campaigns))]
     reachable = " OR ".join(f"(c.ch_{ch} AND m.r_{ch})" for ch in channels)
     where = [
         conditions_sql(member="m", values="c", names=used),
@@ -210,7 +217,7 @@ def _selection_ctes(
     )
     flags = "".join(f", m.r_{ch}" if ch in channels else f", {_false()} AS r_{ch}" for ch in CHANNELS) if reach else ""
     ctes.append(
-        f"due AS (SELECT m.id AS m_id, c.cid AS c_id, {send_number} AS send_number, c.threshold, "  # noqa: S608
+        f"{name} AS (SELECT m.id AS m_id, c.cid AS c_id, {send_number} AS send_number, c.threshold, "  # noqa: S608
         f"c.control_lt, c.b_lt, {bucket} AS bucket, {rank} AS rn{flags} "
         f"FROM lapsed m JOIN c ON m.last_purchase_at < c.cutoff {joins} WHERE {' AND '.join(where)})"
     )
@@ -533,7 +540,7 @@ class _Night:
         campaigns = {campaign.pk: campaign for campaign, _ in capped}
         lapsed = Member.objects.filter(business_id=self.business.pk, status=MemberStatus.ACTIVE).aggregate(
             **{
-                f"c{pk}": Count("pk", filter=Q(last_purchase_at__lt=_campaign_row(c, local_date=self.local_date)[2]))
+                f"c{pk}": Count("pk", filter=Q(last_purchase_at__lt=_lapsed_before(c, local_date=self.local_date)))
                 for pk, c in campaigns.items()
             }
         )
@@ -584,9 +591,8 @@ class _Night:
         deliveries are written from the same rows as the sends, with no join back to them.
         """
         selection, params = _selection_ctes(
-            business=self.business, campaigns=self.campaigns, local_date=self.local_date, reach=True
+            business=self.business, campaigns=self.campaigns, local_date=self.local_date, reach=True, name="picked"
         )
-        selection = selection.replace("due AS (", "picked AS (", 1)
         sends_sql, sends_params = self.sends_select(with_ids=True)
         pacing_sql, pacing_params = self.pacing_ctes()
         reward_rows = self.reward_rows()
