@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django_scopes import scopes_disabled
@@ -322,10 +322,8 @@ def business_evaluate(
                     "SELECT set_config('jit', 'off', true), set_config('synchronous_commit', 'off', true), "
                     "set_config('enable_seqscan', 'off', true)"
                 )
-        try:
-            with transaction.atomic():
-                run = EvaluationRun.objects.create(business=business, local_date=local_date, started_at=now)
-        except IntegrityError:
+        run = _run_start(business=business, local_date=local_date, now=now)
+        if run is None:
             return None  # another evaluation has (or is writing) this date
         stats: dict[int, dict[str, int]] = {
             c.pk: {"selected": 0, "capped": 0, "control": 0, "sends": 0, "deliveries": 0, "rewards": 0}
@@ -343,14 +341,35 @@ def business_evaluate(
                 stats[campaign_id]["deliveries"] = n
             for campaign_id, n in night.rewards_offered(counts.sends).items():
                 stats[campaign_id]["rewards"] = n
-        run.campaigns = len(campaigns)
-        run.sends = sum(s["sends"] + s["control"] for s in stats.values())
-        run.deliveries = sum(s["deliveries"] for s in stats.values())
-        run.stats = {str(k): v for k, v in stats.items()}
-        run.finished_at = now
-        run.duration_ms = int((clock.monotonic() - started) * 1000)
-        run.save()
+        finished = {
+            "campaigns": len(campaigns),
+            "sends": sum(s["sends"] + s["control"] for s in stats.values()),
+            "deliveries": sum(s["deliveries"] for s in stats.values()),
+            "stats": {str(k): v for k, v in stats.items()},
+            "finished_at": now,
+            "duration_ms": int((clock.monotonic() - started) * 1000),
+        }
+        EvaluationRun.objects.filter(pk=run.pk).update(**finished)
+        for name, value in finished.items():
+            setattr(run, name, value)
     return RunResult(run, local_date, stats)
+
+
+def _run_start(*, business: Business, local_date: date, now: datetime) -> EvaluationRun | None:
+    """The run row of (business, local date), or None when another evaluation has it. A second
+    evaluation's insert waits on the unique key until the first commits, then does nothing (or
+    goes ahead if the first rolled back): no savepoint, no exception."""
+    table = EvaluationRun._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (business_id, local_date, started_at, duration_ms, campaigns, sends, deliveries, "  # noqa: S608
+            "stats) VALUES (%s, %s, %s, 0, 0, 0, 0, %s) ON CONFLICT (business_id, local_date) DO NOTHING RETURNING id",
+            [business.pk, _db_value(local_date), _db_value(now), "{}"],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return EvaluationRun(pk=row[0], business=business, local_date=local_date, started_at=now)
 
 
 def _dry_run_counts(business: Business, campaigns: list[Campaign], local_date: date) -> dict[int, dict[str, int]]:
