@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, DecimalField, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from phonenumbers import geocoder
 
 from .models import (
     CHANNELS,
@@ -48,8 +49,18 @@ def phone_normalise(raw: str, *, region: str) -> str:
     except phonenumbers.NumberParseException as exc:
         raise ValidationError(f"“{raw}” is not a phone number.") from exc
     if not phonenumbers.is_valid_number(number):
-        raise ValidationError(f"“{raw}” is not a valid phone number for {region or 'any region'}.")
+        raise ValidationError(f"“{raw}” is not a valid phone number{_phone_hint(region)}.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _phone_hint(region: str) -> str:
+    """“ in Malaysia: enter it like 012-345 6789 or with +60”, from the region's example mobile."""
+    example = phonenumbers.example_number_for_type(region or None, phonenumbers.PhoneNumberType.MOBILE)
+    if not region or example is None:
+        return " (enter it with its country code, like +44 7400 123456)"
+    country = geocoder.country_name_for_number(example, "en") or region
+    national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return f" in {country}: enter it like {national} or with +{example.country_code}"
 
 
 def suppression_digest(*, business: Business, value: str) -> str:

@@ -202,7 +202,7 @@ def test_every_bad_field_is_named_in_one_answer(business, django_capture_on_comm
     assert fields == {
         "first_name": ["Enter your first name."],
         "last_name": ["Ensure this field has no more than 80 characters."],
-        "phone": ["“12345” is not a valid phone number for MY."],
+        "phone": ["“12345” is not a valid phone number in Malaysia: enter it like 012-345 6789 or with +60."],
     }
 
 
