@@ -54,6 +54,20 @@ def steps_print(result) -> None:
         say(f"    {seconds:8.2f} s  {step} ({result.calls.get(step, '-')} statements)")
 
 
+def celery_night(plan, results: dict, *, offset_days: int, label: str, key: str) -> None:
+    """Time a night again the way production runs it (the tick's tasks on a 2-process worker)."""
+    from . import night
+
+    say(f"{label} again, through Celery (2 worker processes)…")
+    before = db.loadavg()
+    result = night.night_run_celery(plan, offset_days=offset_days, label=label)
+    results["load"][f"{label}, Celery"] = (before, db.loadavg())
+    results[key] = result
+    say(
+        f"  {label}, Celery: {result.seconds:.1f} s, {result.sends:,} sends, {result.deliveries:,} deliveries, {result.pg}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     db.environment_set()  # before Django is set up
@@ -160,16 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{extra:,} only in the engine"
             )
     if not args.one_process:
-        # The same night the way production runs it: the tick's one task per business on a worker.
+        # The same night the way production runs it: the tick's tasks on a worker.
         with connection.cursor() as cursor:
             night.night_tables_reset(cursor)  # only night D is there: start from the same empty tables
             cursor.execute("CHECKPOINT")
-        say("first night (D) again, through Celery (2 worker processes)…")
-        before = db.loadavg()
-        celery_first = night.night_run_celery(plan, offset_days=0, label="First night (D)")
-        load["first night, Celery"] = (before, db.loadavg())
-        results["first_night_celery"] = celery_first
-        say(f"  first night, Celery: {celery_first.seconds:.1f} s, {celery_first.sends:,} sends, {celery_first.pg}")
+        celery_night(plan, results, offset_days=0, label="First night (D)", key="first_night_celery")
         with connection.cursor() as cursor:
             missing, extra = night.floor_compare(cursor)
             results["floor_check_celery"] = {"missing": missing, "extra": extra}
@@ -193,12 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             night.night_remove(cursor, plan, offset_days=1)
         with connection.cursor() as cursor:
             cursor.execute("VACUUM (ANALYZE) campaigns_campaignsend, notifications_delivery")
-        say("next night (D+1) again, through Celery (2 worker processes)…")
-        before = db.loadavg()
-        celery_steady = night.night_run_celery(plan, offset_days=1, label="Next night (D+1)")
-        load["next night, Celery"] = (before, db.loadavg())
-        results["steady_night_celery"] = celery_steady
-        say(f"  next night, Celery: {celery_steady.seconds:.1f} s, {celery_steady.sends:,} sends")
+        celery_night(plan, results, offset_days=1, label="Next night (D+1)", key="steady_night_celery")
 
     if not args.skip_dispatch:
         from .dispatch import dispatch_run

@@ -475,11 +475,12 @@ class _Night:
                    ("details", "jsonb"), ("expires_at", "timestamp with time zone")]  # fmt: skip
         return _values_sql("rw", columns, rows)
 
-    def rewards_insert(self, source: str) -> tuple[str, list]:
-        """Offer each new send's reward with it (SPEC §6): claimed later, exactly once."""
+    def rewards_insert(self, source: str, *, ctes: str = "") -> tuple[str, list]:
+        """Offer each new send's reward with it (SPEC §6): claimed later, exactly once. ``ctes``:
+        WITH tables of this statement's own (when they are not in an outer WITH)."""
         sql = (
             f"INSERT INTO {WalletReward._meta.db_table} (business_id, member_id, send_id, kind, title, details, "  # noqa: S608
-            "status, offered_at, expires_at, created_at) "
+            f"status, offered_at, expires_at, created_at) {f'WITH {ctes} ' if ctes else ''}"
             "SELECT s.business_id, s.member_id, s.id, rw.kind, rw.title, rw.details, 'offered', %s, rw.expires_at, %s "
             f"FROM {source} s JOIN rw ON rw.cid = s.campaign_id AND rw.send_number = s.send_number "
             f"WHERE s.outcome = '{SendOutcome.SCHEDULED}' ON CONFLICT DO NOTHING"
@@ -565,7 +566,7 @@ class _Night:
         )
         return backlog, {pk: lapsed[f"c{pk}"] for pk in campaigns}
 
-    def deliveries_insert(self, source: str) -> str | None:
+    def deliveries_insert(self, source: str, *, ctes: str = "") -> str | None:
         """One delivery per new scheduled send and reachable channel, at the night's send-at time,
         staggered by the channel's interval, spilling to the next allowed day at its daily cap.
         ``source`` (a WITH table) yields (id, business_id, campaign_id, member_id, outcome,
@@ -594,7 +595,8 @@ class _Night:
         when = _epoch_to_timestamp_sql(f"d.start_epoch + ({slot} %% s.per_day) * s.step")
         return (
             f"INSERT INTO {Delivery._meta.db_table} (business_id, send_id, campaign_id, member_id, channel, status, "  # noqa: S608
-            "scheduled_at, attempts, claim_token, provider_id, last_error, created_at, updated_at) "
+            f"scheduled_at, attempts, claim_token, provider_id, last_error, created_at, updated_at) "
+            f"{f'WITH {ctes} ' if ctes else ''}"
             f"SELECT s.business_id, s.id, s.campaign_id, s.member_id, s.channel, 'scheduled', {when}, 0, '', '', '', "
             f"%s, %s FROM ({' UNION ALL '.join(parts)}) s "
             f"JOIN cal d ON d.cid = s.campaign_id AND d.channel = s.channel AND d.idx = {slot} / s.per_day "
@@ -675,12 +677,8 @@ class _Night:
             reward_rows = self.reward_rows()
             if reward_rows:
                 rewards_values, rewards_params = self.rewards_values(reward_rows)
-                rewards_sql, rewards_insert_params = self.rewards_insert(new_sends)
-                head, _, select = rewards_sql.partition(" SELECT ")
-                cursor.execute(
-                    f"{head} WITH {rewards_values} SELECT {select}",
-                    rewards_params + rewards_insert_params[:2] + [self.business.pk, self.run.pk],
-                )
+                rewards_sql, rewards_insert_params = self.rewards_insert(new_sends, ctes=rewards_values)
+                cursor.execute(rewards_sql, rewards_params + rewards_insert_params + [self.business.pk, self.run.pk])
             pacing_sql, pacing_params = self.pacing_ctes()
             flags = ", ".join(f"{reachable_sql(ch)} AS r_{ch}" for ch in CHANNELS)
             fresh = (
@@ -689,11 +687,10 @@ class _Night:
                 "WHERE cs.business_id = %s AND cs.run_id = %s)"
             )
             deliveries: Counter = Counter()
-            insert = self.deliveries_insert("fresh")
+            insert = self.deliveries_insert("fresh", ctes=f"{pacing_sql}, {fresh}")
             if insert:
-                head, _, select = insert.partition(" SELECT ")
                 cursor.execute(
-                    f"{head} WITH {pacing_sql}, {fresh} SELECT {select} RETURNING campaign_id",
+                    f"{insert} RETURNING campaign_id",
                     pacing_params + [self.business.pk, self.run.pk, _db_value(self.now), _db_value(self.now)],
                 )
                 deliveries.update(campaign_id for (campaign_id,) in cursor.fetchall())
