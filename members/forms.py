@@ -46,7 +46,7 @@ class RewardCodeForm(forms.Form):
         code = code_normalise(self.cleaned_data.get("code") or "")
         if code is None:
             raise forms.ValidationError(
-                "A reward code has 10 letters and digits (no 0, O, 1 or I), like 7KQ2-MX9-P4R: check it and try again."
+                "A reward code has 10 letters and digits (no 0, O, 1 or I), like 7KQ2MX9P4R: check it and try again."
             )
         return code
 
