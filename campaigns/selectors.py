@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
-from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, OuterRef, Q, Value
+from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
 
 from members.models import Visit, VisitKind
 
@@ -41,8 +42,48 @@ def campaign_figures(*, campaigns: list[Campaign]) -> dict[int, dict[str, int]]:
     return figures
 
 
-def campaign_runs(*, campaign: Campaign, limit: int = 30) -> list[dict]:
-    """Each night's run for this campaign, newest first: selected, capped, control, sends, deliveries."""
+def campaign_runs(*, campaign: Campaign, runs: Iterable[EvaluationRun] | None = None, limit: int = 30) -> list[dict]:
+    """Each night's run of this campaign (the latest ``limit``, newest first, or the given ``runs``):
+    what the night *scheduled* (its stats: selected, capped, control, sends, deliveries, rewards)
+    and, under ``went_out``, what its deliveries have done since: ``sent`` left us (sent, delivered
+    or opened), ``delivered`` were confirmed delivered (or opened), ``opened`` were opened,
+    ``waiting`` are still to go (scheduled, queued, sending), ``failed`` failed or went
+    unconfirmed, ``not_sent`` were cancelled or skipped. Two queries whatever the number of runs."""
+    from notifications.dispatcher import FAILED_ANY, PENDING_OR_SENDING, WENT_OUT
+    from notifications.models import Delivery, DeliveryStatus
+
     key = str(campaign.pk)
-    runs = EvaluationRun.objects.filter(stats__has_key=key).order_by("-local_date")[:limit]
-    return [{"local_date": r.local_date, "finished_at": r.finished_at, **r.stats[key]} for r in runs]
+    if runs is None:
+        runs = EvaluationRun.objects.filter(stats__has_key=key).order_by("-local_date")[:limit]
+    runs = list(runs)
+    reached = (DeliveryStatus.DELIVERED, DeliveryStatus.OPENED)
+    not_sent = (DeliveryStatus.CANCELLED, DeliveryStatus.SKIPPED)
+    figures: dict[int, dict[str, int]] = {}
+    if runs:
+        rows = (
+            Delivery.objects.filter(campaign_id=campaign.pk, send__run_id__in=[r.pk for r in runs])
+            .values(run_id=F("send__run_id"))
+            .annotate(
+                sent=Count("pk", filter=Q(status__in=WENT_OUT)),
+                delivered=Count("pk", filter=Q(status__in=reached)),
+                opened=Count("pk", filter=Q(status=DeliveryStatus.OPENED)),
+                waiting=Count("pk", filter=Q(status__in=PENDING_OR_SENDING)),
+                failed=Count("pk", filter=Q(status__in=FAILED_ANY)),
+                not_sent=Count("pk", filter=Q(status__in=not_sent)),
+            )
+            .order_by()
+        )
+        figures = {row.pop("run_id"): row for row in rows}
+    nothing = dict.fromkeys(("sent", "delivered", "opened", "waiting", "failed", "not_sent"), 0)
+    return [
+        {
+            "id": r.pk,
+            "local_date": r.local_date,
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
+            "duration_ms": r.duration_ms,
+            "stats": r.stats.get(key, {}),
+            "went_out": figures.get(r.pk, nothing),
+        }
+        for r in runs
+    ]

@@ -1,11 +1,13 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from winback.admin_site import BusinessScopedAdmin
+from winback.tenancy import business_scope
 
 from . import services
-from .models import Business, ConsentEvent, Member, Membership, Visit, VisitKind, VisitSource
+from .counter import reward_redeem_at_counter
+from .models import Business, ConsentEvent, Member, Membership, Visit, VisitKind, VisitSource, WalletReward
 
 
 @admin.register(Business)
@@ -150,3 +152,37 @@ class VisitAdmin(BusinessScopedAdmin):
         from django.utils import timezone
 
         return {"kind": VisitKind.PURCHASE, "stamps_delta": 1, "occurred_at": timezone.now()}
+
+
+@admin.register(WalletReward)
+class WalletRewardAdmin(BusinessScopedAdmin):
+    """Rewards are written by the claim and the redeem services only: read here, and redeemed
+    with the action, through the same service as the counter and the point-of-sale API."""
+
+    list_display = ["title", "member", "kind", "status", "code", "expires_at", "redeemed_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["code", "member__card_code", "member__first_name", "member__last_name", "member__phone"]
+    list_select_related = ["member"]
+    ordering = ["-offered_at", "-pk"]
+    add_roles = change_roles = ()
+    actions = ["redeem_selected"]
+
+    def has_redeem_permission(self, request):
+        return self._allowed(request, self.view_roles)
+
+    @admin.action(description="Redeem selected available rewards", permissions=["redeem"])
+    def redeem_selected(self, request, queryset):
+        for reward in queryset.select_related("member").order_by("pk"):
+            if reward.code:
+                # The platform superuser's admin runs unscoped; a code is unique only in its business.
+                with business_scope(reward.business_id):
+                    done = reward_redeem_at_counter(
+                        code=reward.code, recorded_by=request.user, source=VisitSource.ADMIN
+                    )
+                if done.reward is not None:
+                    self.message_user(request, done.message, messages.SUCCESS)
+                    continue
+                why = done.message
+            else:
+                why = "This reward is not in the wallet."  # an offer not claimed yet has no code
+            self.message_user(request, f"{reward.title} ({reward.member.display_name}): {why}", messages.ERROR)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from .counter import code_normalise
 from .models import MemberStatus, Role, VisitKind
 
 OTHER_KINDS = [
@@ -34,6 +35,20 @@ class StampForm(forms.Form):
         if action == "other" and not data.get("kind"):
             self.add_error("kind", "Choose what kind of visit this is.")
         return data
+
+
+class RewardCodeForm(forms.Form):
+    """A wallet reward's code, typed or scanned at the counter: lower case, spaces and dashes are fine."""
+
+    code = forms.CharField(max_length=40, required=False, strip=True)
+
+    def clean_code(self) -> str:
+        code = code_normalise(self.cleaned_data.get("code") or "")
+        if code is None:
+            raise forms.ValidationError(
+                "A reward code has 10 letters and digits (no 0, O, 1 or I), like 7KQ2MX9P4R: check it and try again."
+            )
+        return code
 
 
 class MemberFilterForm(forms.Form):

@@ -6,7 +6,13 @@ app_name = "members"
 
 urlpatterns = [
     path("stamp/", views.stamp_page, name="stamp"),
+    path("stamp/redeem/", views.reward_redeem, name="reward-redeem"),
     path("stamp/<int:member_id>/", views.stamp_member, name="stamp-member"),
+    path(
+        "stamp/<int:member_id>/rewards/<int:reward_id>/redeem/",
+        views.stamp_reward_redeem,
+        name="stamp-reward-redeem",
+    ),
     path("members/", views.member_list, name="member-list"),
     path("members/import/", views.member_import, name="member-import"),
     path("members/<int:member_id>/", views.member_detail, name="member-detail"),

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth import login, password_validation
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from winback.tenancy import ALL_ROLES, OWNER_ROLES, role_required
 
-from . import selectors, services
+from . import counter, selectors, services, wallet
 from .forms import (
     AcceptInvitationForm,
     BusinessSettingsForm,
@@ -23,11 +24,22 @@ from .forms import (
     ImportForm,
     InviteForm,
     MemberFilterForm,
+    RewardCodeForm,
     RoleForm,
     StampForm,
 )
 from .importing import ImportFailed, members_import
-from .models import Invitation, Member, Membership, MemberStatus, Role, VisitKind, VisitSource
+from .models import (
+    Invitation,
+    Member,
+    Membership,
+    MemberStatus,
+    RewardStatus,
+    Role,
+    VisitKind,
+    VisitSource,
+    WalletReward,
+)
 
 # --- the counter -------------------------------------------------------------------------------
 
@@ -40,7 +52,37 @@ def stamp_page(request: HttpRequest) -> HttpResponse:
         # A scanned QR code or a typed card code goes straight to the card.
         return redirect("members:stamp-member", member_id=results[0].pk)
     template = "members/stamp_results.html" if request.htmx and not request.htmx.boosted else "members/stamp_page.html"
-    return render(request, template, {"query": query, "results": results})
+    return render(request, template, {"query": query, "results": results, "redeem_form": RewardCodeForm()})
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def reward_redeem(request: HttpRequest) -> HttpResponse:
+    """A reward code typed or scanned at the top of the stamp page: redeemed once, then the card."""
+    form = RewardCodeForm(request.POST)
+    if form.is_valid():
+        done = counter.reward_redeem_at_counter(
+            code=form.cleaned_data["code"], recorded_by=request.user, source=VisitSource.STAMP_PAGE
+        )
+        if done.reward is not None:
+            messages.success(request, done.message)
+            if done.reward.member.status == MemberStatus.ACTIVE:
+                return redirect("members:stamp-member", member_id=done.reward.member_id)
+            return redirect("members:stamp")
+        form.add_error("code", done.message)
+    return render(request, "members/stamp_page.html", {"query": "", "results": [], "redeem_form": form})
+
+
+@role_required(*ALL_ROLES)
+@require_POST
+def stamp_reward_redeem(request: HttpRequest, member_id: int, reward_id: int) -> HttpResponse:
+    """The Redeem button beside a reward on the member's card."""
+    member = _member_or_404(member_id)
+    # Scoped, and the member's own: another business's or another member's reward is a 404.
+    reward = get_object_or_404(WalletReward, pk=reward_id, member=member, code__isnull=False)
+    done = counter.reward_redeem_at_counter(code=reward.code, recorded_by=request.user, source=VisitSource.STAMP_PAGE)
+    (messages.success if done.reward is not None else messages.error)(request, done.message)
+    return redirect("members:stamp-member", member_id=member.pk)
 
 
 def _member_or_404(member_id: int) -> Member:
@@ -115,6 +157,11 @@ def _card_context(member: Member, form: StampForm) -> dict:
         "card_full": member.stamps_balance >= size,
         "full_cards": member.full_cards,
         "visits": selectors.member_recent_visits(member=member, limit=8),
+        "rewards": list(
+            wallet.wallet_rewards(member=member, status=RewardStatus.AVAILABLE).order_by(
+                F("expires_at").asc(nulls_last=True), "pk"
+            )
+        ),
         "other_kinds": [(k, v) for k, v in VisitKind.choices if k not in ("purchase", "redemption", "campaign_reward")],
     }
 

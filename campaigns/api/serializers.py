@@ -221,10 +221,20 @@ class RunStatsSerializer(serializers.Serializer):
     rewards = serializers.IntegerField(required=False)
 
 
+class RunWentOutSerializer(serializers.Serializer):
+    sent = serializers.IntegerField(help_text="Deliveries that left: sent, delivered or opened.")
+    delivered = serializers.IntegerField(help_text="Confirmed delivered by the provider, or opened.")
+    opened = serializers.IntegerField()
+    waiting = serializers.IntegerField(help_text="Still to go: scheduled, queued or sending.")
+    failed = serializers.IntegerField(help_text="Failed, or unconfirmed (the worker was lost mid-send).")
+    not_sent = serializers.IntegerField(help_text="Cancelled (campaign paused) or skipped at send time.")
+
+
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     local_date = serializers.DateField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     duration_ms = serializers.IntegerField()
-    stats = RunStatsSerializer(help_text="This campaign's figures of the night.")
+    stats = RunStatsSerializer(help_text="This campaign's figures of the night: what it scheduled.")
+    went_out = RunWentOutSerializer(help_text="What the night's deliveries have done since.")

@@ -12,7 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.response import Response
 
-from campaigns import engine, services
+from campaigns import engine, selectors, services
 from campaigns.models import Campaign, CampaignSend, CampaignStatus, EvaluationRun
 from campaigns.results import campaign_results
 from campaigns.rules import campaign_validate
@@ -224,18 +224,6 @@ class CampaignRunsView(ManagerAPIView):
     @extend_schema(tags=[TAG], responses=s.RunSerializer(many=True))
     def get(self, request, campaign_id: int):
         campaign = campaign_or_404(campaign_id)
-        key = str(campaign.pk)
-        runs = EvaluationRun.objects.filter(stats__has_key=key)
-        page = self.paginate_queryset(runs)
-        rows = [
-            {
-                "id": run.pk,
-                "local_date": run.local_date,
-                "started_at": run.started_at,
-                "finished_at": run.finished_at,
-                "duration_ms": run.duration_ms,
-                "stats": run.stats.get(key, {}),
-            }
-            for run in page
-        ]
+        page = self.paginate_queryset(EvaluationRun.objects.filter(stats__has_key=str(campaign.pk)))
+        rows = selectors.campaign_runs(campaign=campaign, runs=page)
         return self.get_paginated_response(s.RunSerializer(rows, many=True).data)

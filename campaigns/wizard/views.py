@@ -289,6 +289,13 @@ def audience_count(request: HttpRequest, campaign_id: int) -> HttpResponse:
     )
 
 
+def _send_number(raw: str | None, *, max_sends: int) -> int:
+    # The preview pane re-posts the whole step form as it is typed: a missing, blank or stray
+    # value previews send 1 (the pane swaps in whatever it gets; a 400 would leave it stale).
+    raw = (raw or "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= max(max_sends, 1) else 1
+
+
 @role_required(*OWNER_ROLES)
 @require_POST
 def message_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
@@ -296,8 +303,8 @@ def message_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
     from notifications.dispatcher import render as fill
 
     campaign = _campaign(request, campaign_id)
-    n = request.POST.get("send", "1")
-    suffix = "" if n == "1" else f"_{n}"
+    n = _send_number(request.POST.get("send"), max_sends=campaign.max_sends)
+    suffix = "" if n == 1 else f"_{n}"
     title = request.POST.get(f"title{suffix}") or campaign.title
     body = request.POST.get(f"body{suffix}") or campaign.body
     night = next_night(campaign.business)
@@ -310,7 +317,7 @@ def message_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
             .order_by("-last_purchase_at")
             .first()
         )
-    reward = reward_title(campaign.step(int(n) if n in "123" else 1)["reward"], currency=campaign.business.currency)
+    reward = reward_title(campaign.step(n)["reward"], currency=campaign.business.currency)
     days_away = None
     if sample and sample.last_purchase_at:
         tz = campaign.business.tzinfo

@@ -47,3 +47,48 @@ def test_a_full_card_is_obvious_on_a_phone(page, live_server, staff, business, s
     shot("stamp-3-full-card-phone")
     page.click("#redeem")
     expect(page.locator("#stamps-balance")).to_have_text("0")
+
+
+@pytest.mark.parametrize(
+    "size", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}], ids=["desktop", "phone"]
+)
+def test_staff_type_a_reward_code_and_redeem_it_at_the_counter(page, live_server, staff, business, shot, size):
+    from django.utils import timezone
+
+    from members import wallet
+    from members.models import WalletReward
+    from tests.api.conftest import send_make
+
+    member = member_make(business, first_name="Wei", last_name="Lin", phone="+60123456789")
+    with scope(business=business.pk):
+        coffee = wallet.reward_claim(send=send_make(member, reward_kind="free_item"), at=timezone.now())
+        discount = wallet.reward_claim(send=send_make(member, reward_kind="discount"), at=timezone.now())
+    name = "desktop" if size["width"] > 760 else "phone"
+    page.set_viewport_size(size)
+    sign_in(page, live_server, staff.username)
+    expect(page).to_have_url(f"{live_server.url}/stamp/")
+
+    page.fill("#redeem-code", f"{coffee.code[:5].lower()}-{coffee.code[5:].lower()}")
+    page.screenshot(path=f"/tmp/counter-redeem-1-typed-{name}.png", full_page=True)
+    page.click("#redeem-code-submit")
+
+    expect(page).to_have_url(f"{live_server.url}/stamp/{member.pk}/")
+    expect(page.locator(".msg-success")).to_have_text("Redeemed a free cup of coffee for Wei Lin.")
+    expect(page.locator("#rewards")).to_contain_text("20% off")
+    expect(page.locator("#rewards")).not_to_contain_text("a free cup of coffee")
+    assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
+    page.screenshot(path=f"/tmp/counter-redeem-2-redeemed-{name}.png", full_page=True)
+    shot(f"stamp-4-reward-redeemed-{name}")
+
+    page.goto(f"{live_server.url}/stamp/")
+    page.fill("#redeem-code", coffee.code)
+    page.click("#redeem-code-submit")
+    expect(page.locator("#redeem-code-error")).to_have_text("This reward was already redeemed.")
+    page.screenshot(path=f"/tmp/counter-redeem-3-again-{name}.png", full_page=True)
+
+    page.goto(f"{live_server.url}/stamp/{member.pk}/")
+    page.click(f"#rewards button[data-reward='{discount.pk}']")
+    expect(page.locator(".msg-success")).to_have_text("Redeemed 20% off for Wei Lin.")
+    expect(page.locator("#rewards")).to_have_count(0)  # nothing left: the card shows no rewards box
+    with scope(business=business.pk):
+        assert set(WalletReward.objects.filter(member=member).values_list("status", flat=True)) == {"redeemed"}
