@@ -37,6 +37,7 @@ from django_scopes import scopes_disabled
 from members.models import CHANNELS, Business, Member, MemberStatus, WalletReward
 
 from .models import NOT_COUNTED, Arm, Campaign, CampaignSend, CampaignStatus, EvaluationRun, SendOutcome
+from .pacing import UNCAPPED, SendCalendar
 from .rules import CONDITION_SQL, FLAG_CONDITION_SQL, condition_values, conditions_sql, reachable_sql, reward_title
 
 # Deterministic A/B/control buckets from (campaign, member): the same arm across every send.
@@ -412,10 +413,6 @@ def _send_sequence() -> str:
     return _SEQUENCES[table]
 
 
-# Daily slots of a channel without a daily cap: every delivery of the night falls on day 0.
-UNCAPPED = 2_000_000_000
-
-
 @dataclass
 class _Counts:
     sends: list[tuple[int, int, str, int]]  # (campaign, send number, outcome, rows)
@@ -497,30 +494,38 @@ class _Night:
                 offered[campaign_id] += n
         return dict(offered)
 
-    def pacing_ctes(self) -> tuple[str, list]:
-        """``p`` (campaign, channel, interval, slots a day, backlog) and ``cal`` (each allowed day's
-        send-at instant, as many days as the daily cap can need)."""
-        capped = [
-            (campaign, channel)
+    def calendars(self) -> dict[tuple[int, str], SendCalendar]:
+        """Each (campaign, channel)'s allowed days from tonight's send-at on.
+
+        In the business's time zone: a member with a zone of their own (few) is paced with the
+        others, and the dispatcher's send-time re-check defers them, paced again, if that falls in
+        their quiet hours. Per-member zones here would need time zone rules in SQL, which SQLite
+        has not, and the night's two paths must stay equal.
+        """
+        tz = self.business.tzinfo
+        return {
+            (campaign.pk, channel): SendCalendar.for_channel(
+                campaign=campaign, channel=channel, tz=tz, start=local_moment(self.local_date, campaign.send_at, tz),
+                opens_at=campaign.send_at,
+            )
             for campaign in self.campaigns
             for channel in campaign.channels
-            if int(((campaign.pacing or {}).get(channel) or {}).get("daily_cap") or 0)
-        ]
-        backlog, bound = self._capped_counts(capped) if capped else ({}, {})
+        }  # fmt: skip
+
+    def pacing_ctes(self) -> tuple[str, list]:
+        """``p`` (campaign, channel, interval, slots a day, backlog) and ``cal`` (each allowed day's
+        opening instant, as many days as the daily cap or the 21:00 close of SMS and WhatsApp can
+        need)."""
+        calendars = self.calendars()
+        bounded = {key: cal for key, cal in calendars.items() if cal.per_day != UNCAPPED}
+        backlog, bound = self._capped_counts(bounded) if bounded else ({}, {})
         pacing_rows, calendar_rows = [], []
-        for campaign in self.campaigns:
-            for channel in campaign.channels:
-                pacing = (campaign.pacing or {}).get(channel) or {}
-                cap = int(pacing.get("daily_cap") or 0)
-                waiting = backlog.get((campaign.pk, channel), 0)
-                pacing_rows.append([campaign.pk, channel, int(pacing.get("interval_seconds") or 0), cap or UNCAPPED,
-                                    waiting])  # fmt: skip
-                # At most every lapsed member gets a send tonight: enough days for them all.
-                days = (waiting + bound.get(campaign.pk, 0)) // cap + 1 if cap else 1
-                calendar_rows += [
-                    [campaign.pk, channel, i, int(d.timestamp())]
-                    for i, d in enumerate(send_days(campaign=campaign, local_date=self.local_date, count=days))
-                ]
+        for (campaign_id, channel), cal in calendars.items():
+            waiting = backlog.get((campaign_id, channel), 0)
+            pacing_rows.append([campaign_id, channel, cal.step, cal.per_day, waiting])
+            # At most every lapsed member gets a send tonight: enough days for them all.
+            days = cal.days_for(waiting + bound.get(campaign_id, 0)) if cal.per_day != UNCAPPED else 1
+            calendar_rows += [[campaign_id, channel, i, int(cal.day(i)[0].timestamp())] for i in range(days)]
         if not pacing_rows:
             pacing_rows = [[0, "", 0, UNCAPPED, 0]]  # campaigns without channels: no delivery
             calendar_rows = [[0, "", 0, 0]]
@@ -534,18 +539,20 @@ class _Night:
         )
         return f"{pacing_sql}, {calendar_sql}", pacing_params + calendar_params
 
-    def _capped_counts(self, capped: list[tuple[Campaign, str]]) -> tuple[dict, dict]:
-        """For channels with a daily cap: deliveries of earlier nights still scheduled on or after
-        tonight's first send day (yesterday's spill fills today's first slots), and per campaign
-        how many members have lapsed at all (the most sends tonight can write)."""
+    def _capped_counts(self, bounded: dict[tuple[int, str], SendCalendar]) -> tuple[dict, dict]:
+        """For channels with a limit a day (a cap, or 21:00): deliveries still scheduled on or after
+        the local start of tonight's first send day (yesterday's spill and deferrals fill today's
+        first slots), and per campaign how many members have lapsed at all (the most sends tonight
+        can write)."""
         from notifications.models import Delivery, DeliveryStatus
 
+        tz = self.business.tzinfo
         wanted = functools.reduce(
             operator.or_,
             [
-                Q(campaign_id=campaign.pk, channel=channel,
-                  scheduled_at__gte=send_days(campaign=campaign, local_date=self.local_date, count=1)[0])
-                for campaign, channel in capped
+                Q(campaign_id=campaign_id, channel=channel,
+                  scheduled_at__gte=local_day_start(local_date_of(cal.day(0)[0], tz), tz))
+                for (campaign_id, channel), cal in bounded.items()
             ],
         )  # fmt: skip
         backlog = {
@@ -557,7 +564,7 @@ class _Night:
             .annotate(n=Count("pk"))
             .order_by()
         }
-        campaigns = {campaign.pk: campaign for campaign, _ in capped}
+        campaigns = {c.pk: c for c in self.campaigns if any(key[0] == c.pk for key in bounded)}
         lapsed = Member.objects.filter(business_id=self.business.pk, status=MemberStatus.ACTIVE).aggregate(
             **{
                 f"c{pk}": Count("pk", filter=Q(last_purchase_at__lt=_lapsed_before(c, local_date=self.local_date)))
@@ -568,7 +575,8 @@ class _Night:
 
     def deliveries_insert(self, source: str, *, ctes: str = "") -> str | None:
         """One delivery per new scheduled send and reachable channel, at the night's send-at time,
-        staggered by the channel's interval, spilling to the next allowed day at its daily cap.
+        staggered by the channel's interval, spilling to the next allowed day at its daily cap (for
+        SMS and WhatsApp also at 21:00, and from 08:00 at the earliest: ``calendars``).
         ``source`` (a WITH table) yields (id, business_id, campaign_id, member_id, outcome,
         r_<channel>…). Each channel is its own part, numbered in member order only where paced."""
         from notifications.models import Delivery
@@ -695,18 +703,6 @@ class _Night:
                 )
                 deliveries.update(campaign_id for (campaign_id,) in cursor.fetchall())
         return _Counts(sends=sends, deliveries=dict(deliveries))
-
-
-def send_days(*, campaign: Campaign, local_date: date, count: int) -> list[datetime]:
-    """The send-at instant of each allowed day from ``local_date`` on (weekends skipped when
-    excluded), as many as ``count`` days."""
-    tz = campaign.business.tzinfo
-    days, day = [], local_date
-    while len(days) < count:
-        if campaign.include_weekends or day.weekday() < 5:
-            days.append(local_moment(day, campaign.send_at, tz))
-        day += timedelta(days=1)
-    return days
 
 
 def _epoch_to_timestamp_sql(expr: str) -> str:

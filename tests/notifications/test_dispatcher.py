@@ -1,6 +1,6 @@
 """The outbox: scheduling, claiming, sending, retries, pause, returns and crashes."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django_scopes import scope, scopes_disabled
 
 from campaigns import services
+from campaigns.models import Campaign
 from members.models import Member, WalletReward
 from notifications import dispatcher
 from notifications.channels import PermanentSendError, TransientSendError
@@ -120,6 +121,149 @@ def test_sms_is_held_outside_0800_2100_in_the_members_time_zone_at_dispatch(busi
     assert held.scheduled_at == datetime(2026, 3, 20, 8, 0, tzinfo=ZoneInfo("Europe/London"))
     run_dispatch(datetime(2026, 3, 20, 8, 0, tzinfo=ZoneInfo("Europe/London")))
     assert deliveries(business, pk=held.pk)[0].status == "sent"
+
+
+def _send_at(campaign, at: time) -> None:
+    """Move a campaign's send-at past the wizard's check (as a campaign saved before it existed)."""
+    with scope(business=campaign.business_id):
+        Campaign.objects.filter(pk=campaign.pk).update(send_at=at)
+
+
+FRI, MON, TUE, WED = D, date(2026, 3, 23), date(2026, 3, 24), date(2026, 3, 25)
+
+
+@pytest.mark.parametrize(
+    ("send_at", "days"),
+    [
+        (time(6, 0), [FRI, MON, TUE]),  # before 08:00: from 08:00 the same day
+        (time(21, 0), [MON, TUE, WED]),  # the wizard allows 21:00, when quiet hours begin: next allowed day
+        (time(22, 0), [MON, TUE, WED]),
+    ],
+)
+def test_a_send_at_in_quiet_hours_is_paced_from_0800_capped_and_skips_weekends(business, send_at, days):
+    valid = send_at == time(21, 0)
+    campaign = campaign_make(business, channels=["whatsapp"], include_weekends=False, send_at=time(21 if valid else 9),
+                             pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 3}})  # fmt: skip
+    if not valid:
+        _send_at(campaign, send_at)
+    lapsed(business, 7)
+
+    night(business, FRI)
+
+    eight = [at_local(business, day, 8) for day in days]
+    minute = timedelta(minutes=1)
+    assert [d.scheduled_at for d in deliveries(business)] == [
+        eight[0], eight[0] + minute, eight[0] + 2 * minute,
+        eight[1], eight[1] + minute, eight[1] + 2 * minute,
+        eight[2],
+    ]  # fmt: skip
+
+
+def test_a_day_holds_only_the_slots_that_end_before_2100(business):
+    # hourly from 09:00: 09:00 … 20:00 is twelve a day, the cap (none) notwithstanding
+    campaign_make(business, channels=["sms", "email"], pacing={"sms": {"interval_seconds": 3600, "daily_cap": 0},
+                                                               "email": {"interval_seconds": 3600, "daily_cap": 0}})  # fmt: skip
+    lapsed(business, 14)
+
+    night(business, D)
+
+    sms = [d.scheduled_at for d in deliveries(business, channel="sms")]
+    assert sms == [at_local(business, D, 9 + i) for i in range(12)] + [at_local(business, D + timedelta(days=1), 9 + i)
+                                                                       for i in range(2)]  # fmt: skip
+    # email has no quiet hours: staggered on past 21:00
+    email = [d.scheduled_at for d in deliveries(business, channel="email")]
+    assert email == [at_local(business, D, 9) + timedelta(hours=i) for i in range(14)]
+
+
+def test_the_next_night_queues_behind_deferred_deliveries_for_the_cap(business):
+    # given 3 deliveries deferred to Monday 08:00–08:02 (cap 3) by the send-time re-check
+    campaign = campaign_make(business, channels=["whatsapp"], include_weekends=False,
+                             pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 3}})  # fmt: skip
+    lapsed(business, 3)
+    night(business, FRI)
+    run_dispatch(at_local(business, FRI, 23, 30))
+    # when Monday's night adds two more members
+    lapsed(business, 2, days=33)
+    night(business, MON)
+
+    # then Monday keeps its cap: the new ones go to Tuesday
+    newest = [d.scheduled_at for d in deliveries(business, campaign=campaign)][-2:]
+    assert newest == [at_local(business, TUE, 9), at_local(business, TUE, 9, 1)]
+
+
+def test_a_deferral_at_2330_keeps_the_interval_and_the_cap_and_skips_the_weekend(business):
+    # given Thursday's and Friday's WhatsApp deliveries (3 a day, a minute apart), and a dispatcher
+    # that was down until Friday 23:30
+    campaign_make(business, channels=["whatsapp"], include_weekends=False,
+                  pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 3}})  # fmt: skip
+    lapsed(business, 6)
+    night(business, FRI - timedelta(days=1))
+
+    # when it claims all six at 23:30 local
+    (report,) = run_dispatch(at_local(business, FRI, 23, 30))
+
+    # then they go back to the outbox a minute apart from Monday 08:00, three a day
+    assert report.deferred == 6 and recorded(business) == []
+    eight = [at_local(business, day, 8) for day in (MON, TUE)]
+    minute = timedelta(minutes=1)
+    assert [(d.status, d.scheduled_at) for d in deliveries(business)] == [
+        ("scheduled", at) for day in eight for at in (day, day + minute, day + 2 * minute)
+    ]
+
+
+def test_a_deferral_queues_after_what_the_day_already_has(business):
+    # given Monday already holding one delivery at 09:00 (of a cap of 2), and Friday's two deferred
+    campaign_make(business, channels=["whatsapp"], include_weekends=False,
+                  pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 2}})  # fmt: skip
+    lapsed(business, 3)
+    night(business, FRI)  # Friday 09:00, 09:01; Monday 09:00
+
+    run_dispatch(at_local(business, FRI, 23, 30))
+
+    # then Monday fills after its 09:00 up to the cap, and the rest goes on Tuesday from 08:00
+    assert [d.scheduled_at for d in deliveries(business)] == [
+        at_local(business, MON, 9), at_local(business, MON, 9, 1), at_local(business, TUE, 8),
+    ]  # fmt: skip
+
+
+def test_a_member_in_another_time_zone_is_deferred_paced_from_0800_there(business):
+    # given a Kuala Lumpur business's 09:00 WhatsApp, which is 01:00 for members in London
+    campaign_make(business, channels=["whatsapp"], pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 4}})
+    (local,) = lapsed(business, 1)
+    londoners = lapsed(business, 3, timezone_name="Europe/London")
+    night(business, D)  # 09:00 … 09:03 Kuala Lumpur
+
+    run_dispatch(at_local(business, D, 9, 5))
+
+    by = {d.member_id: d for d in deliveries(business)}
+    assert by[local.pk].status == "sent"
+    london = ZoneInfo("Europe/London")
+    assert sorted(by[m.pk].scheduled_at for m in londoners) == [
+        datetime(2026, 3, 20, 8, 0, tzinfo=london),
+        datetime(2026, 3, 20, 8, 1, tzinfo=london),
+        datetime(2026, 3, 20, 8, 2, tzinfo=london),
+    ]
+
+
+def test_the_0800_boundary_on_the_day_london_moves_its_clocks(db):
+    # Sunday 29 March 2026: 01:00 GMT becomes 02:00 BST; 08:00 that morning is 07:00 UTC
+    london = business_make(timezone="Europe/London", frequency_cap_days=0)
+    saturday, sunday = date(2026, 3, 28), date(2026, 3, 29)
+    campaign = campaign_make(london, channels=["whatsapp"],
+                             pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 0}})  # fmt: skip
+    lapsed(london, 2)
+    night(london, saturday)
+
+    run_dispatch(at_local(london, saturday, 23, 30))
+
+    assert [d.scheduled_at for d in deliveries(london)] == [
+        datetime(2026, 3, 29, 7, 0, tzinfo=UTC), datetime(2026, 3, 29, 7, 1, tzinfo=UTC),
+    ]  # fmt: skip
+    # and the night schedules a send-at of 06:00 from 08:00 BST too
+    _send_at(campaign, time(6, 0))
+    lapsed(london, 1, days=33)
+    night(london, sunday)
+    assert deliveries(london)[-1].scheduled_at == datetime(2026, 3, 29, 7, 2, tzinfo=UTC)
 
 
 def test_an_sms_campaign_cannot_send_at_night(db):
