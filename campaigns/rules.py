@@ -358,7 +358,7 @@ def campaign_validate(campaign: Campaign, *, for_activation: bool) -> None:
             missing = [c for c in campaign.channels if c not in enabled]
             if missing:
                 add("channels", f"{', '.join(missing)} is not set up for this business yet (Settings → Channels).")
-        if {"sms", "whatsapp"} & set(campaign.channels or []) and not (QUIET_START <= campaign.send_at <= QUIET_END):
-            add("send_at", "SMS and WhatsApp go out only between 08:00 and 21:00; choose a send time in that window.")
+        if {"sms", "whatsapp"} & set(campaign.channels or []) and not (QUIET_START <= campaign.send_at < QUIET_END):
+            add("send_at", "SMS and WhatsApp go out only from 08:00 until 21:00 (member-local); choose a send time from 08:00 to 20:59.")
     if errors:
         raise ValidationError(errors)

@@ -399,3 +399,23 @@ def test_the_audience_costs_the_same_queries_for_3_or_40_members(db):
         assert audience.count == n
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1] <= 4, counts
+
+
+@pytest.mark.parametrize(("send_at", "valid"), [("07:59", False), ("08:00", True), ("20:59", True), ("21:00", False)])
+def test_an_sms_send_time_must_fall_inside_the_0800_to_2100_window(business, send_at, valid):
+    """21:00 is already quiet (the window is 08:00 ≤ t < 21:00, as the dispatcher checks it)."""
+    from datetime import time
+
+    from django.core.exceptions import ValidationError
+
+    from campaigns.rules import campaign_validate
+
+    campaign = campaign_make(business, channels=["sms"])
+    campaign.send_at = time.fromisoformat(send_at)
+    with scope(business=business.pk):
+        if valid:
+            campaign_validate(campaign, for_activation=True)
+        else:
+            with pytest.raises(ValidationError) as exc:
+                campaign_validate(campaign, for_activation=True)
+            assert "send_at" in exc.value.message_dict

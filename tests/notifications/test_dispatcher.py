@@ -270,7 +270,7 @@ def test_an_sms_campaign_cannot_send_at_night(db):
     from django.core.exceptions import ValidationError
 
     business = business_make()
-    with pytest.raises(ValidationError, match="between 08:00 and 21:00"):
+    with pytest.raises(ValidationError, match="from 08:00 until 21:00"):
         campaign_make(business, channels=["sms"], send_at="22:30")
 
 
