@@ -359,6 +359,9 @@ def campaign_validate(campaign: Campaign, *, for_activation: bool) -> None:
             if missing:
                 add("channels", f"{', '.join(missing)} is not set up for this business yet (Settings → Channels).")
         if {"sms", "whatsapp"} & set(campaign.channels or []) and not (QUIET_START <= campaign.send_at < QUIET_END):
-            add("send_at", "SMS and WhatsApp go out only from 08:00 until 21:00 (member-local); choose a send time from 08:00 to 20:59.")
+            add(
+                "send_at",
+                "SMS and WhatsApp go out only from 08:00 until 21:00 (member-local); choose a send time from 08:00 to 20:59.",
+            )
     if errors:
         raise ValidationError(errors)
