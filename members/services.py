@@ -138,13 +138,30 @@ def member_update(*, member: Member, **fields) -> Member:
 
 @transaction.atomic
 def member_consent_set(
-    *, member: Member, channel: str, granted: bool, source: str, at: datetime | None = None, note: str = ""
+    *,
+    member: Member,
+    channel: str,
+    granted: bool,
+    source: str,
+    at: datetime | None = None,
+    note: str = "",
+    unless_changed_since: datetime | None = None,
 ) -> bool:
-    """Grant or withdraw one channel; returns whether anything changed. History is kept."""
+    """Grant or withdraw one channel; returns whether anything changed. History is kept.
+
+    ``unless_changed_since``: the instant the news is about (a provider's late report on a
+    message sent then). A change recorded after it is newer news — the member's START after
+    the carrier's STOP — and this one then changes nothing."""
     if channel not in CHANNELS:
         raise ValidationError({"channel": f"Unknown channel “{channel}”."})
     at = at or timezone.now()
     field = f"consent_{channel}"
+    if unless_changed_since is not None and (
+        ConsentEvent.objects.filter(
+            business_id=member.business_id, member_id=member.pk, channel=channel, occurred_at__gt=unless_changed_since
+        ).exists()
+    ):
+        return False
     changed = Member.objects.filter(pk=member.pk).exclude(**{field: granted}).update(**{field: granted})
     setattr(member, field, granted)
     if changed:
