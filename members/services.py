@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import operator
 import secrets
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
 
 import phonenumbers
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, DecimalField, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, DecimalField, F, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Replace
 from django.utils import timezone
 from phonenumbers import geocoder
 
@@ -33,6 +35,9 @@ from .models import (
 )
 
 User = get_user_model()
+
+
+ERASED = "[erased]"  # what stands where an erased member's phone or email was quoted
 
 
 class DuplicateIdempotencyKey(ValidationError):
@@ -325,6 +330,9 @@ def member_erase(*, member: Member, at: datetime | None = None) -> Member:
             )
     for channel in CHANNELS:
         member_consent_set(member=member, channel=channel, granted=False, source=ConsentSource.ERASURE, at=at)
+    Visit.objects.filter(member=member).exclude(note="").update(note="")
+    ConsentEvent.objects.filter(member=member).exclude(note="").update(note="")
+    _member_messages_scrub(member=member)
     member.first_name = ""
     member.last_name = ""
     member.phone = ""
@@ -334,9 +342,39 @@ def member_erase(*, member: Member, at: datetime | None = None) -> Member:
     member.status = MemberStatus.ERASED
     member.erased_at = at
     member.save()
-    Visit.objects.filter(member=member).exclude(note="").update(note="")
-    ConsentEvent.objects.filter(member=member).exclude(note="").update(note="")
     return member
+
+
+def _member_messages_scrub(*, member: Member) -> None:
+    """What we kept of the member's messages loses their personal data, set-based: the recorded
+    messages to them (their deliveries', and the sign-in codes sent to their phone or email,
+    which have no delivery) keep only channel and time; the deliveries' provider errors, which
+    quote the address, lose it. Statuses and counts stay."""
+    from notifications.models import Delivery, DeliveryEvent, RecordedMessage  # notifications builds on members
+
+    addresses = [v for v in (member.phone, member.email) if v]
+    RecordedMessage.objects.filter(
+        Q(delivery__member_id=member.pk) | Q(delivery__isnull=True, to__in=addresses), business_id=member.business_id
+    ).update(to="", title="", body="", payload={})
+    if not addresses:
+        return
+
+    def scrubbed(field: str):
+        expression = F(field)
+        for value in addresses:
+            expression = Replace(expression, Value(value), Value(ERASED))
+        return expression
+
+    def quoting(field: str) -> Q:
+        return reduce(operator.or_, (Q(**{f"{field}__contains": v}) for v in addresses))
+
+    mine = {"business_id": member.business_id}
+    Delivery.objects.filter(quoting("last_error"), **mine, member_id=member.pk).update(
+        last_error=scrubbed("last_error")
+    )
+    DeliveryEvent.objects.filter(quoting("detail"), **mine, delivery__member_id=member.pk).update(
+        detail=scrubbed("detail")
+    )
 
 
 # --- businesses, staff and invitations -------------------------------------------------------
