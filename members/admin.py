@@ -7,7 +7,18 @@ from winback.tenancy import business_scope
 
 from . import services
 from .counter import reward_redeem_at_counter
-from .models import Business, ConsentEvent, Member, Membership, Visit, VisitKind, VisitSource, WalletReward
+from .models import (
+    CHANNELS,
+    Business,
+    ConsentEvent,
+    ConsentSource,
+    Member,
+    Membership,
+    Visit,
+    VisitKind,
+    VisitSource,
+    WalletReward,
+)
 
 
 @admin.register(Business)
@@ -78,7 +89,15 @@ class MemberAdmin(BusinessScopedAdmin):
             obj.business = request.business
         if obj.phone:
             obj.phone = services.phone_normalise(obj.phone, region=obj.business.country)
+        # Consent has a history: the member is saved with the consent it had, and each change
+        # then goes through the consent service, which records its ConsentEvent.
+        changed = {c: getattr(obj, f"consent_{c}") for c in CHANNELS if f"consent_{c}" in form.changed_data}
+        for channel in changed:
+            setattr(obj, f"consent_{channel}", form.initial.get(f"consent_{channel}", False))
         super().save_model(request, obj, form, change)
+        for channel, granted in changed.items():
+            services.member_consent_set(member=obj, channel=channel, granted=granted, source=ConsentSource.STAFF,
+                                        note=f"changed in the admin by {request.user}")  # fmt: skip
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)

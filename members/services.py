@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import operator
 import secrets
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
 
 import phonenumbers
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, DecimalField, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, DecimalField, F, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Replace
 from django.utils import timezone
 from phonenumbers import geocoder
 
@@ -33,6 +35,9 @@ from .models import (
 )
 
 User = get_user_model()
+
+
+ERASED = "[erased]"  # what stands where an erased member's phone or email was quoted
 
 
 class DuplicateIdempotencyKey(ValidationError):
@@ -138,13 +143,30 @@ def member_update(*, member: Member, **fields) -> Member:
 
 @transaction.atomic
 def member_consent_set(
-    *, member: Member, channel: str, granted: bool, source: str, at: datetime | None = None, note: str = ""
+    *,
+    member: Member,
+    channel: str,
+    granted: bool,
+    source: str,
+    at: datetime | None = None,
+    note: str = "",
+    unless_changed_since: datetime | None = None,
 ) -> bool:
-    """Grant or withdraw one channel; returns whether anything changed. History is kept."""
+    """Grant or withdraw one channel; returns whether anything changed. History is kept.
+
+    ``unless_changed_since``: the instant the news is about (a provider's late report on a
+    message sent then). A change recorded after it is newer news — the member's START after
+    the carrier's STOP — and this one then changes nothing."""
     if channel not in CHANNELS:
         raise ValidationError({"channel": f"Unknown channel “{channel}”."})
     at = at or timezone.now()
     field = f"consent_{channel}"
+    if unless_changed_since is not None and (
+        ConsentEvent.objects.filter(
+            business_id=member.business_id, member_id=member.pk, channel=channel, occurred_at__gt=unless_changed_since
+        ).exists()
+    ):
+        return False
     changed = Member.objects.filter(pk=member.pk).exclude(**{field: granted}).update(**{field: granted})
     setattr(member, field, granted)
     if changed:
@@ -308,6 +330,9 @@ def member_erase(*, member: Member, at: datetime | None = None) -> Member:
             )
     for channel in CHANNELS:
         member_consent_set(member=member, channel=channel, granted=False, source=ConsentSource.ERASURE, at=at)
+    Visit.objects.filter(member=member).exclude(note="").update(note="")
+    ConsentEvent.objects.filter(member=member).exclude(note="").update(note="")
+    _member_messages_scrub(member=member)
     member.first_name = ""
     member.last_name = ""
     member.phone = ""
@@ -317,9 +342,39 @@ def member_erase(*, member: Member, at: datetime | None = None) -> Member:
     member.status = MemberStatus.ERASED
     member.erased_at = at
     member.save()
-    Visit.objects.filter(member=member).exclude(note="").update(note="")
-    ConsentEvent.objects.filter(member=member).exclude(note="").update(note="")
     return member
+
+
+def _member_messages_scrub(*, member: Member) -> None:
+    """What we kept of the member's messages loses their personal data, set-based: the recorded
+    messages to them (their deliveries', and the sign-in codes sent to their phone or email,
+    which have no delivery) keep only channel and time; the deliveries' provider errors, which
+    quote the address, lose it. Statuses and counts stay."""
+    from notifications.models import Delivery, DeliveryEvent, RecordedMessage  # notifications builds on members
+
+    addresses = [v for v in (member.phone, member.email) if v]
+    RecordedMessage.objects.filter(
+        Q(delivery__member_id=member.pk) | Q(delivery__isnull=True, to__in=addresses), business_id=member.business_id
+    ).update(to="", title="", body="", payload={})
+    if not addresses:
+        return
+
+    def scrubbed(field: str):
+        expression = F(field)
+        for value in addresses:
+            expression = Replace(expression, Value(value), Value(ERASED))
+        return expression
+
+    def quoting(field: str) -> Q:
+        return reduce(operator.or_, (Q(**{f"{field}__contains": v}) for v in addresses))
+
+    mine = {"business_id": member.business_id}
+    Delivery.objects.filter(quoting("last_error"), **mine, member_id=member.pk).update(
+        last_error=scrubbed("last_error")
+    )
+    DeliveryEvent.objects.filter(quoting("detail"), **mine, delivery__member_id=member.pk).update(
+        detail=scrubbed("detail")
+    )
 
 
 # --- businesses, staff and invitations -------------------------------------------------------

@@ -30,6 +30,19 @@ class DeliveryStatus(models.TextChoices):
 
 PENDING = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED)
 
+# Where a delivery that went out may move next (sent → delivered → opened; failed only before it
+# was delivered). Provider reports and opens move a delivery only along these: a late, repeated or
+# replayed report that is not a step forward changes nothing.
+NEXT_STATUSES = {
+    DeliveryStatus.SENT: (DeliveryStatus.DELIVERED, DeliveryStatus.OPENED, DeliveryStatus.FAILED),
+    DeliveryStatus.DELIVERED: (DeliveryStatus.OPENED,),
+}
+
+
+def statuses_before(status: str) -> list[str]:
+    """The statuses a delivery may move to ``status`` from: the condition of its UPDATE."""
+    return [before for before, nexts in NEXT_STATUSES.items() if status in nexts]
+
 
 class Delivery(models.Model):
     # As on CampaignSend: no FK constraints or single-column FK indexes on a table the night
@@ -137,3 +150,28 @@ class RecordedMessage(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["business", "-created_at"], name="recorded_business_recent")]
+
+
+class ProviderEventKind(models.TextChoices):
+    STATUS = "status", "Status callback"
+    INBOUND = "inbound", "Inbound message"
+
+
+class ProviderEvent(models.Model):
+    """A provider's callback already acted on. Its key is inserted in the transaction of its
+    effect, so a second receipt (a replay, the provider's retry, a concurrent duplicate) finds
+    it and changes nothing. Status callbacks are keyed by MessageSid and MessageStatus, inbound
+    messages by their MessageSid."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, db_index=False)
+    kind = models.CharField(max_length=10, choices=ProviderEventKind.choices)
+    key = models.CharField(max_length=120)
+    received_at = models.DateTimeField()
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [
+            # The idempotency key; it leads with business, so it also serves the business's rows.
+            models.UniqueConstraint(fields=["business", "kind", "key"], name="provider_event_unique"),
+        ]

@@ -1,14 +1,17 @@
-"""Writes on deliveries that are not the dispatcher's: a member opening a message."""
+"""Writes on deliveries that are not the dispatcher's: a member opening a message, a provider's
+report on a delivery, a member's inbound message."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from campaigns.models import CampaignSend
+from members.models import ConsentSource, Member, MemberStatus
+from members.services import member_consent_set
 
-from .models import Delivery, DeliveryEvent, DeliveryStatus
+from .models import Delivery, DeliveryEvent, DeliveryStatus, ProviderEvent, ProviderEventKind, statuses_before
 
 
 @transaction.atomic
@@ -19,7 +22,7 @@ def send_mark_opened(*, send: CampaignSend, at: datetime, delivery: Delivery | N
     first = bool(CampaignSend.objects.filter(pk=send.pk, opened_at__isnull=True).update(opened_at=at))
     if first:
         send.opened_at = at
-    went_out = Delivery.objects.filter(send_id=send.pk, status__in=[DeliveryStatus.SENT, DeliveryStatus.DELIVERED])
+    went_out = Delivery.objects.filter(send_id=send.pk, status__in=statuses_before(DeliveryStatus.OPENED))
     if delivery is not None:
         went_out = went_out.filter(pk=delivery.pk)
     ids = list(went_out.select_for_update().values_list("pk", flat=True))
@@ -30,6 +33,66 @@ def send_mark_opened(*, send: CampaignSend, at: datetime, delivery: Delivery | N
             for pk in ids
         )
     return first
+
+
+def provider_event_first(*, business_id: int, kind: str, key: str, at: datetime) -> bool:
+    """Record a provider's event by its key; return whether this is its first receipt. Called in
+    the transaction of the event's effect: a concurrent receipt of the same key waits on the
+    unique index until that transaction commits, then inserts nothing (or goes ahead if it
+    rolled back) — no savepoint, no exception."""
+    ops = connection.ops
+    table, key_column = ops.quote_name(ProviderEvent._meta.db_table), ops.quote_name("key")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (business_id, kind, {key_column}, received_at) VALUES (%s, %s, %s, %s) "  # noqa: S608
+            f"ON CONFLICT (business_id, kind, {key_column}) DO NOTHING RETURNING id",
+            [business_id, kind, key, ops.adapt_datetimefield_value(at)],
+        )
+        return cursor.fetchone() is not None
+
+
+@transaction.atomic
+def delivery_report_apply(
+    *, delivery: Delivery, key: str, status: str, detail: str, withdraws_consent: bool, at: datetime
+) -> bool:
+    """A provider's report on a delivery (delivered, read, failed with its error), applied once
+    per ``key`` and only forward (``statuses_before``); returns whether it changed anything.
+    A report that withdraws consent (Twilio 21610: the recipient had replied STOP) is news
+    about the moment the message was sent: a consent change recorded since then is newer."""
+    if not provider_event_first(business_id=delivery.business_id, kind=ProviderEventKind.STATUS, key=key, at=at):
+        return False
+    failed = status == DeliveryStatus.FAILED
+    moved = Delivery.objects.filter(pk=delivery.pk, status__in=statuses_before(status)).update(
+        status=status, updated_at=at, last_error=detail if failed else ""
+    )
+    if not moved:
+        return False
+    DeliveryEvent.objects.create(business_id=delivery.business_id, delivery=delivery, status=status, at=at,
+                                 detail=detail)  # fmt: skip
+    if withdraws_consent:
+        member = Member.objects.get(pk=delivery.member_id)
+        member_consent_set(member=member, channel=delivery.channel, granted=False, source=ConsentSource.PROVIDER,
+                           at=at, note=detail, unless_changed_since=delivery.sent_at or at)  # fmt: skip
+    return True
+
+
+@transaction.atomic
+def inbound_message_apply(
+    *, business_id: int, message_sid: str, phone: str, channel: str, granted: bool | None, note: str, at: datetime
+) -> bool:
+    """A member's message to the business's sender, applied once per MessageSid: STOP / START
+    (``granted`` False / True; None for anything else) set the channel's consent of the
+    business's members with that phone. Returns False for a second receipt, which changes
+    nothing. Twilio's inbound webhooks carry no timestamp: the order of first receipts is the
+    order of the member's messages, so the newest applied is the newest sent, and an old one
+    replayed is stopped by its key."""
+    if not provider_event_first(business_id=business_id, kind=ProviderEventKind.INBOUND, key=message_sid, at=at):
+        return False
+    if granted is not None:
+        for member in Member.objects.filter(business_id=business_id, phone=phone, status=MemberStatus.ACTIVE):
+            member_consent_set(member=member, channel=channel, granted=granted, source=ConsentSource.SMS_KEYWORD,
+                               at=at, note=note)  # fmt: skip
+    return True
 
 
 def channel_test_send(*, business, channel: str, to: str) -> str:

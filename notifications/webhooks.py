@@ -3,6 +3,7 @@ the one-click email unsubscribe. None of them has a login: each checks its own s
 
 from __future__ import annotations
 
+import logging
 from xml.sax.saxutils import escape
 
 from django.conf import settings
@@ -16,11 +17,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_scopes import scope, scopes_disabled
 from twilio.request_validator import RequestValidator
 
-from members.models import Business, ConsentSource, Member, MemberStatus
+from members.models import Business, ConsentSource, Member
 from members.services import member_consent_set
 
 from .channels.email import UNSUBSCRIBE_SALT
-from .models import Delivery, DeliveryEvent, DeliveryStatus
+from .channels.twilio import WITHDRAW
+from .models import Delivery, DeliveryStatus
+from .services import delivery_report_apply, inbound_message_apply
+
+logger = logging.getLogger(__name__)
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "STOP ALL"}
 START_WORDS = {"START", "YES", "UNSTOP", "SUBSCRIBE", "OPTIN"}
@@ -49,7 +54,8 @@ def _twiml(text: str = "") -> HttpResponse:
 @csrf_exempt
 @require_POST
 def twilio_status(request: HttpRequest) -> HttpResponse:
-    """A message's fate: delivered, read, failed or undelivered (with its error code)."""
+    """A message's fate: delivered, read, failed or undelivered (with its error code). A repeat
+    or a replay of a callback, or news older than the delivery's status, changes nothing."""
     if not _twilio_signature_ok(request):
         return HttpResponse("invalid signature", status=403)
     sid, status = request.POST.get("MessageSid", ""), request.POST.get("MessageStatus", "")
@@ -57,64 +63,65 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     if not sid or new is None:
         return HttpResponse(status=204)
     with scopes_disabled():  # found by the provider's id, then handled in its business's scope
-        delivery = Delivery.objects.filter(provider_id=sid).select_related("member").first()
+        delivery = Delivery.objects.filter(provider_id=sid).first()
     if delivery is None:
         return HttpResponse(status=204)
-    with scope(business=delivery.business_id), transaction.atomic():
-        code = request.POST.get("ErrorCode", "")
-        detail = f"Twilio {status}" + (f" (error {code})" if code else "")
-        # Never move backwards: an "opened" delivery stays opened when a late "delivered" arrives.
-        order = [DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.OPENED]
-        if new in order and delivery.status in order and order.index(new) <= order.index(delivery.status):
-            return HttpResponse(status=204)
-        Delivery.objects.filter(pk=delivery.pk).update(
-            status=new, updated_at=timezone.now(), last_error=detail if new == DeliveryStatus.FAILED else ""
+    code = request.POST.get("ErrorCode", "")
+    with scope(business=delivery.business_id):
+        delivery_report_apply(
+            delivery=delivery,
+            key=f"{sid}:{status}",
+            status=new,
+            detail=f"Twilio {status}" + (f" (error {code})" if code else ""),
+            withdraws_consent=code.isdigit() and int(code) in WITHDRAW,
+            at=timezone.now(),
         )
-        DeliveryEvent.objects.create(
-            business_id=delivery.business_id, delivery=delivery, status=new, at=timezone.now(), detail=detail
-        )
-        if code in ("21610", "21614"):
-            member_consent_set(member=delivery.member, channel=delivery.channel, granted=False,
-                               source=ConsentSource.PROVIDER, note=detail)  # fmt: skip
     return HttpResponse(status=204)
 
 
-def _businesses_for_sender(to: str, channel: str) -> list[int]:
-    number = to.removeprefix("whatsapp:")
-    with scopes_disabled():
-        matches = [
-            b.pk
-            for b in Business.objects.filter(is_active=True).only("pk", "channel_settings")
-            if (b.channel_settings or {}).get(channel, {}).get("sender") == number
-        ]
-    return matches
+def _businesses_for_sender(request: HttpRequest, channel: str) -> list[Business]:
+    """The businesses whose configured sender the message was sent to: its number, or the
+    messaging service it came through (whose pool numbers are not in the settings)."""
+    senders = [request.POST.get("To", "").removeprefix("whatsapp:"), request.POST.get("MessagingServiceSid", "")]
+    lookup = {f"channel_settings__{channel}__sender__in": [s for s in senders if s]}
+    return list(Business.objects.filter(is_active=True, **lookup).only("pk", "name").order_by("name"))
 
 
 @csrf_exempt
 @require_POST
 def twilio_inbound(request: HttpRequest) -> HttpResponse:
-    """STOP / START / HELP (and their usual synonyms) from a member's phone."""
+    """STOP / START / HELP (and their usual synonyms) from a member's phone, for the members of
+    the business whose sender it was sent to — never another business's. A repeat or a replay
+    of a message (its MessageSid seen before) changes nothing and answers nothing."""
     if not _twilio_signature_ok(request):
         return HttpResponse("invalid signature", status=403)
+    message_sid = request.POST.get("MessageSid", "")
+    if not message_sid:
+        return HttpResponse("MessageSid is missing", status=400)
     sender = request.POST.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
-    phone = sender.removeprefix("whatsapp:")
     word = " ".join(request.POST.get("Body", "").strip().upper().split())
-    businesses = _businesses_for_sender(request.POST.get("To", ""), channel)
-    with scopes_disabled():
-        members = Member.objects.filter(phone=phone, status=MemberStatus.ACTIVE).select_related("business")
-        if businesses:
-            members = members.filter(business_id__in=businesses)
-        members = list(members)
-    names = ", ".join(sorted({m.business.name for m in members})) or "Winback"
-    if word in STOP_WORDS or word in START_WORDS:
-        granted = word in START_WORDS
-        for member in members:
-            with scope(business=member.business_id):
-                member_consent_set(member=member, channel=channel, granted=granted, source=ConsentSource.SMS_KEYWORD,
-                                   note=f"replied {word}")  # fmt: skip
-        if granted:
-            return _twiml(f"{names}: you are subscribed again. Reply STOP to unsubscribe. Msg&data rates may apply.")
+    businesses = _businesses_for_sender(request, channel)
+    if not businesses:
+        logger.warning("Inbound %s %s to %s: no business's sender; ignored", channel, message_sid,
+                       request.POST.get("To", ""))  # fmt: skip
+        return _twiml()
+    granted = True if word in START_WORDS else False if word in STOP_WORDS else None
+    now = timezone.now()
+    with transaction.atomic():
+        applied = []
+        for business in businesses:
+            with scope(business=business.pk):
+                if inbound_message_apply(business_id=business.pk, message_sid=message_sid, channel=channel,
+                                         phone=sender.removeprefix("whatsapp:"), granted=granted,
+                                         note=f"replied {word}"[:200], at=now):  # fmt: skip
+                    applied.append(business)
+    if not applied:
+        return _twiml()  # seen before: the member already had the answer
+    names = ", ".join(b.name for b in applied)
+    if granted is True:
+        return _twiml(f"{names}: you are subscribed again. Reply STOP to unsubscribe. Msg&data rates may apply.")
+    if granted is False:
         return _twiml(f"{names}: you are unsubscribed and will get no more messages. Reply START to resubscribe.")
     if word in HELP_WORDS:
         return _twiml(f"{names} loyalty messages. Reply STOP to unsubscribe, START to resubscribe. "

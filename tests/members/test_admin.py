@@ -1,6 +1,7 @@
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+from members import services
 from members.models import Member, Visit
 
 
@@ -55,3 +56,58 @@ def test_visits_are_append_only_in_the_admin(staff_client, owner_client, member)
     owner_client.post(f"/admin/members/visit/{visit.pk}/change/", {"stamps_delta": 50})
     visit.refresh_from_db()
     assert visit.stamps_delta == 1
+
+
+def admin_form_data(response) -> dict:
+    """What the browser would post back from an admin change or add page, as rendered."""
+    data = {}
+    forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        data.update({f"{formset.prefix}-{k}": v for k, v in formset.management_form.initial.items()})
+        forms += list(formset.forms)
+    for form in forms:
+        for name in form.fields:
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            data[form.add_prefix(name)] = value
+    return data
+
+
+def test_consent_changed_in_the_admin_is_recorded_as_a_consent_event(owner_client, owner, member):
+    with scope(business=member.business_id):
+        services.member_consent_set(member=member, channel="sms", granted=True, source="signup")
+    page = owner_client.get(f"/admin/members/member/{member.pk}/change/")
+    data = admin_form_data(page)
+    data.pop("consent_sms")
+    data["consent_email"] = "on"
+
+    response = owner_client.post(f"/admin/members/member/{member.pk}/change/", data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    with scope(business=member.business_id):
+        m = Member.objects.get(pk=member.pk)
+        events = list(m.consent_events.order_by("id").values_list("channel", "granted", "source", "note"))
+    assert (m.consent_sms, m.consent_email, m.first_name) == (False, True, "Wei")
+    assert events == [
+        ("sms", True, "signup", ""),
+        ("sms", False, "staff", "changed in the admin by owner@kopi.example"),
+        ("email", True, "staff", "changed in the admin by owner@kopi.example"),
+    ]
+
+
+def test_a_member_added_in_the_admin_with_consent_has_its_consent_events(owner_client, business):
+    page = owner_client.get("/admin/members/member/add/")
+    data = admin_form_data(page)
+    data.update(first_name="Ana", phone="012-345 6789", card_code="ADMIN001", joined_on="2026-03-01",
+                consent_sms="on")  # fmt: skip
+
+    response = owner_client.post("/admin/members/member/add/", data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    with scope(business=business.pk):
+        m = Member.objects.get(card_code="ADMIN001")
+        events = list(m.consent_events.values_list("channel", "granted", "source"))
+    assert (m.business_id, m.phone, m.consent_sms) == (business.pk, "+60123456789", True)
+    assert events == [("sms", True, "staff")]

@@ -1,7 +1,9 @@
 import pytest
 
-from tests.fakes import FakePushService
+from tests.conftest import business_make
+from tests.fakes import FakePushService, FakeTwilio
 
+TOKEN = "test-auth-token-0123456789abcdef"  # Twilio's auth token in tests
 VAPID_PRIVATE = "ZcOQat6KwzNmI9gpz7aN6_MqTeuRhhRwrNmdy2zFqhg"
 VAPID_PUBLIC = "BBQciPvgqclwSYMpqlQBLXMDbuc-c0U9q8mNqqE-3-4Eawyh3cZ0y2PRLSIM1sEpZNNtIyGr8JDfGCGHpAUstjs"
 
@@ -15,3 +17,31 @@ def push(settings):
         settings.VAPID_SUBJECT = "mailto:ops@winback.example"
         settings.PUSH_SERVICE_HOSTS = ["127.0.0.1"]  # the allowlist, widened to the local fake
         yield fake
+
+
+@pytest.fixture
+def twilio(settings):
+    with FakeTwilio() as fake:
+        settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+        settings.TWILIO_AUTH_TOKEN = TOKEN
+        settings.TWILIO_API_BASE = fake.url
+        settings.SITE_URL = "https://winback.example"
+        from notifications.channels.twilio import twilio_client
+
+        twilio_client.cache_clear()
+        yield fake
+
+
+@pytest.fixture
+def shop(db):
+    return business_make(
+        name="Kopi",
+        timezone="Asia/Kuala_Lumpur",
+        frequency_cap_days=0,
+        channel_settings={
+            "sms": {"enabled": True, "sender": "+15005550006"},
+            "whatsapp": {"enabled": True, "sender": "+15005550007", "template": "HX1234"},
+            "email": {"enabled": True, "from_name": "Kopi Corner"},
+            "push": {"enabled": True},
+        },
+    )

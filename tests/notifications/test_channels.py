@@ -12,40 +12,11 @@ from twilio.request_validator import RequestValidator
 from members.models import Member
 from notifications.models import PushSubscription
 from tests.campaigns.helpers import at_local, deliveries, night
-from tests.conftest import business_make, campaign_make, member_make, visit_make
-from tests.fakes import FakeTwilio
+from tests.conftest import campaign_make, member_make, visit_make
+from tests.notifications.conftest import TOKEN
 from tests.notifications.test_dispatcher import run_dispatch
 
 D = date(2026, 3, 20)
-TOKEN = "test-auth-token-0123456789abcdef"
-
-
-@pytest.fixture
-def twilio(settings):
-    with FakeTwilio() as fake:
-        settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
-        settings.TWILIO_AUTH_TOKEN = TOKEN
-        settings.TWILIO_API_BASE = fake.url
-        settings.SITE_URL = "https://winback.example"
-        from notifications.channels.twilio import twilio_client
-
-        twilio_client.cache_clear()
-        yield fake
-
-
-@pytest.fixture
-def shop(db):
-    return business_make(
-        name="Kopi",
-        timezone="Asia/Kuala_Lumpur",
-        frequency_cap_days=0,
-        channel_settings={
-            "sms": {"enabled": True, "sender": "+15005550006"},
-            "whatsapp": {"enabled": True, "sender": "+15005550007", "template": "HX1234"},
-            "email": {"enabled": True, "from_name": "Kopi Corner"},
-            "push": {"enabled": True},
-        },
-    )
 
 
 def lapsed(shop, phone="+60123456789", **fields):
@@ -151,7 +122,7 @@ def test_a_webhook_without_a_valid_signature_is_rejected_and_changes_nothing(sho
     send_night(shop, ["sms"])
     (d,) = deliveries(shop)
     status = {"MessageSid": d.provider_id, "MessageStatus": "failed", "ErrorCode": "21610"}
-    inbound = {"From": member.phone, "To": "+15005550006", "Body": "STOP"}
+    inbound = {"MessageSid": "SM01", "From": member.phone, "To": "+15005550006", "Body": "STOP"}
 
     for path, data in (("/webhooks/twilio/status/", status), ("/webhooks/twilio/inbound/", inbound)):
         if signature == "forged-with-another-token":
@@ -170,16 +141,22 @@ def test_stop_then_start_round_trips_consent_and_answers_as_carriers_expect(shop
     member = lapsed(shop)
 
     stop = _signed_post(
-        client, "/webhooks/twilio/inbound/", {"From": member.phone, "To": "+15005550006", "Body": " stop "}
+        client,
+        "/webhooks/twilio/inbound/",
+        {"MessageSid": "SM02", "From": member.phone, "To": "+15005550006", "Body": " stop "},
     )
     with scope(business=shop.pk):
         assert Member.objects.get(pk=member.pk).consent_sms is False
     assert b"unsubscribed" in stop.content and b"Reply START" in stop.content
     start = _signed_post(
-        client, "/webhooks/twilio/inbound/", {"From": member.phone, "To": "+15005550006", "Body": "START"}
+        client,
+        "/webhooks/twilio/inbound/",
+        {"MessageSid": "SM03", "From": member.phone, "To": "+15005550006", "Body": "START"},
     )
     helped = _signed_post(
-        client, "/webhooks/twilio/inbound/", {"From": member.phone, "To": "+15005550006", "Body": "help"}
+        client,
+        "/webhooks/twilio/inbound/",
+        {"MessageSid": "SM04", "From": member.phone, "To": "+15005550006", "Body": "help"},
     )
 
     with scope(business=shop.pk):
@@ -195,7 +172,7 @@ def test_a_whatsapp_stop_withdraws_only_whatsapp(shop, twilio, client):
     member = lapsed(shop)
 
     _signed_post(client, "/webhooks/twilio/inbound/",
-                 {"From": f"whatsapp:{member.phone}", "To": "whatsapp:+15005550007", "Body": "STOP"})  # fmt: skip
+                 {"MessageSid": "SM05", "From": f"whatsapp:{member.phone}", "To": "whatsapp:+15005550007", "Body": "STOP"})  # fmt: skip
 
     with scope(business=shop.pk):
         m = Member.objects.get(pk=member.pk)
