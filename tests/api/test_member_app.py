@@ -303,9 +303,10 @@ def test_the_inbox_costs_the_same_queries_for_one_message_or_ten(member_api, mem
     for _ in range(10):
         send_make(member)
 
-    # The token with its member and business; the page of sends with their campaign, business and
-    # last purchase; their rewards; the token's last-used stamp.
-    with django_assert_num_queries(4):
+    # The token with its member and business; the campaigns' send-at times (for what is visible);
+    # the page of sends with their campaign, business and last purchase; their rewards; the token's
+    # last-used stamp.
+    with django_assert_num_queries(5):
         response = member_api.get("/api/v1/member/inbox/")
 
     assert len(response.json()["results"]) == 10
