@@ -335,3 +335,13 @@ def test_another_members_reward_and_device_of_the_same_business_are_404(member_a
     assert reward.code not in seen.content.decode()
     with scopes_disabled():
         assert MemberToken.objects.get(pk=device.pk).revoked_at is None
+
+
+def test_the_open_says_whether_it_was_this_one_that_claimed(member_api, member):
+    send = send_make(member, reward_kind="bonus_points")
+
+    first = member_api.post(f"/api/v1/member/inbox/{send.pk}/open/").json()
+    second = member_api.post(f"/api/v1/member/inbox/{send.pk}/open/").json()
+
+    assert (first["claimed"], second["claimed"]) == (True, False)
+    assert first["reward"]["status"] == second["reward"]["status"] == "redeemed"
