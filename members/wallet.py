@@ -40,7 +40,8 @@ def reward_claim(*, send, at: datetime) -> WalletReward | None:
 
     Bonus stamps and points are credited as one ``campaign_reward`` ledger entry (idempotency key
     ``claim:<send>``) and the reward is done (``redeemed``); a free item, a discount or a badge
-    becomes ``available`` with its own single-use code and keeps its expiry. An offer past its expiry lapses (``expired``). Returns the reward as it stands,
+    becomes ``available`` with its own single-use code and keeps its expiry (a badge also goes on
+    the member). An offer past its expiry lapses (``expired``). Returns the reward as it stands,
     or None when the send carries none. A second claim, concurrent or not, changes nothing.
 
     Raises ``CampaignSend.DoesNotExist`` when the send is not visible to the member at ``at``
@@ -98,8 +99,22 @@ def _claim(*, send, at: datetime) -> tuple[WalletReward | None, bool]:
             reward.refresh_from_db()
             return reward, False
         reward.status, reward.claimed_at, reward.code = RewardStatus.AVAILABLE, at, code
+        if reward.kind == RewardKind.BADGE:
+            member_badge_add(member_id=reward.member_id, badge=str((reward.details or {}).get("badge") or reward.title))
         return reward, True
     raise RuntimeError("could not draw a unique reward code")
+
+
+def member_badge_add(*, member_id: int, badge: str) -> bool:
+    """Put ``badge`` on the member once (a badge is a name, held or not); returns whether it was
+    new. The member row is locked: two badges claimed at once both land."""
+    member = Member.objects.select_for_update().only("pk", "badges").get(pk=member_id)
+    badges = list(member.badges or [])
+    if not badge or badge in badges:
+        return False
+    member.badges = [*badges, badge]
+    member.save(update_fields=["badges"])
+    return True
 
 
 @dataclass

@@ -51,6 +51,20 @@ def test_concurrent_opens_of_a_free_item_issue_one_code_and_tell_one_device_it_c
     assert sorted(body["claimed"] for body in bodies) == [False, False, False, True]
 
 
+def test_badges_claimed_at_once_land_on_the_member_each_once(shop):
+    business, member = shop
+    regular = send_make(member, reward_kind="badge")
+    owl = send_make(member, reward_kind="badge")
+    with scopes_disabled():
+        WalletReward.objects.filter(send=owl).update(details={"kind": "badge", "badge": "Night owl"})
+    devices = [member_client_for(member, f"device {i}") for i in range(4)]
+
+    together(4, lambda i: devices[i].post(f"/api/v1/member/inbox/{(regular, owl)[i % 2].pk}/open/").status_code)
+
+    with scopes_disabled():
+        assert sorted(Member.objects.get(pk=member.pk).badges) == ["Night owl", "Regular"]
+
+
 def test_two_tills_redeeming_one_code_at_once_redeem_it_once(shop):
     business, member = shop
     send = send_make(member, reward_kind="free_item")

@@ -345,3 +345,22 @@ def test_the_open_says_whether_it_was_this_one_that_claimed(member_api, member):
 
     assert (first["claimed"], second["claimed"]) == (True, False)
     assert first["reward"]["status"] == second["reward"]["status"] == "redeemed"
+
+
+def test_claiming_a_badge_puts_it_on_the_member_once(member_api, member):
+    send = send_make(member, reward_kind="badge")
+    again = send_make(member, reward_kind="badge")  # the same badge from a later message
+
+    member_api.post(f"/api/v1/member/inbox/{send.pk}/open/")
+    member_api.post(f"/api/v1/member/inbox/{send.pk}/open/")
+    member_api.post(f"/api/v1/member/inbox/{again.pk}/open/")
+
+    assert member_api.get("/api/v1/member/card/").json()["badges"] == ["Regular"]
+    with scopes_disabled():
+        assert set(WalletReward.objects.filter(member=member).values_list("status", flat=True)) == {"available"}
+
+
+def test_an_offered_badge_is_not_on_the_member_before_the_claim(member_api, member):
+    send_make(member, reward_kind="badge")
+
+    assert member_api.get("/api/v1/member/card/").json()["badges"] == []
