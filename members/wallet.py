@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
+from django_scopes import scopes_disabled
 
 from .models import Member, RewardKind, RewardStatus, VisitKind, VisitSource, WalletReward
 from .services import visit_record
@@ -179,6 +180,17 @@ def reward_redeem(*, code: str, at: datetime, recorded_by=None, source: str = Vi
             note=f"Redeemed {reward.title}"[:200],
         )
     return reward
+
+
+def rewards_expire(*, now: datetime) -> int:
+    """Every offer not claimed and every wallet reward not redeemed by its expiry becomes
+    ``expired``, in every business, in one UPDATE (the ``reward_expiring`` index finds them);
+    returns how many. The claim and the redemption check the expiry themselves: this makes the
+    stored status, and the results' "Expired", true without waiting for a late claim."""
+    with scopes_disabled():  # the wallet's one cross-tenant sweep, like the night's tick
+        return WalletReward.objects.filter(
+            status__in=(RewardStatus.OFFERED, RewardStatus.AVAILABLE), expires_at__lte=now
+        ).update(status=RewardStatus.EXPIRED)
 
 
 # --- reads ---------------------------------------------------------------------------------------
