@@ -113,3 +113,14 @@ class SendCalendar:
 def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
     """``at`` on ``day`` in ``tz`` as UTC (a time inside a DST gap moves past the gap)."""
     return datetime.combine(day, at).replace(tzinfo=tz).astimezone(UTC)
+
+
+def night_send_at(*, campaign: Campaign, local_date: date) -> datetime:
+    """When the night of ``local_date`` sends ``campaign``'s messages (the in-app inbox's moment,
+    with no channel's window): its send-at time on that day, or the next weekday when weekends are
+    excluded."""
+    tz = campaign.business.tzinfo
+    start = _local(local_date, campaign.send_at, tz)
+    return SendCalendar.for_channel(campaign=campaign, channel="", tz=tz, start=start, opens_at=campaign.send_at).day(
+        0
+    )[0]

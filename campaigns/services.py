@@ -68,10 +68,10 @@ def _cancel_pending(*, campaign: Campaign, now: datetime) -> int:
         status=DeliveryStatus.CANCELLED, updated_at=now, last_error="Campaign paused"
     )
     # A send none of whose deliveries went out is cancelled: it does not count toward max sends.
+    # One without deliveries (the inbox is its only channel) is kept once the member can see it.
     went_out = Delivery.objects.filter(send_id=OuterRef("pk")).exclude(status=DeliveryStatus.CANCELLED)
-    sends = CampaignSend.objects.filter(campaign_id=campaign.pk, outcome=SendOutcome.SCHEDULED).exclude(
-        Exists(went_out)
-    )
+    scheduled = CampaignSend.objects.filter(campaign_id=campaign.pk, outcome=SendOutcome.SCHEDULED)
+    sends = scheduled.exclude(Exists(went_out)).exclude(pk__in=scheduled.visible_at(now).values("pk"))
     WalletReward.objects.filter(send__in=sends.values("pk"), status=RewardStatus.OFFERED).update(
         status=RewardStatus.CANCELLED
     )

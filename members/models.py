@@ -368,7 +368,13 @@ class WalletReward(models.Model):
             # Exactly one reward per campaign send.
             models.UniqueConstraint(fields=["send"], condition=Q(send__isnull=False), name="reward_unique_send"),
         ]
-        indexes = [models.Index(fields=["business", "member", "status"], name="reward_member_status")]
+        indexes = [
+            models.Index(fields=["business", "member", "status"], name="reward_member_status"),
+            # The expiry sweep (wallet.rewards_expire): only rewards that can still expire.
+            models.Index(
+                fields=["expires_at"], condition=Q(status__in=["offered", "available"]), name="reward_expiring"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} · {self.get_status_display()}"

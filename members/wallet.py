@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
+from django_scopes import scopes_disabled
 
 from .models import Member, RewardKind, RewardStatus, VisitKind, VisitSource, WalletReward
 from .services import visit_record
@@ -40,25 +41,40 @@ def reward_claim(*, send, at: datetime) -> WalletReward | None:
 
     Bonus stamps and points are credited as one ``campaign_reward`` ledger entry (idempotency key
     ``claim:<send>``) and the reward is done (``redeemed``); a free item, a discount or a badge
-    becomes ``available`` with its own single-use code and keeps its expiry. An offer past its
-    expiry lapses (``expired``). Returns the reward as it stands, or None when the send carries
-    none. A second claim, concurrent or not, changes nothing.
+    becomes ``available`` with its own single-use code and keeps its expiry (a badge also goes on
+    the member). An offer past its expiry lapses (``expired``). Returns the reward as it stands,
+    or None when the send carries none. A second claim, concurrent or not, changes nothing.
+
+    Raises ``CampaignSend.DoesNotExist`` when the send is not visible to the member at ``at``
+    (not sent yet, returned, skipped, cancelled…): nothing is claimed before it went out.
     """
+    return _claim(send=send, at=at)[0]
+
+
+def _claim(*, send, at: datetime) -> tuple[WalletReward | None, bool]:
+    """``reward_claim``, and whether this call claimed it: decided under the reward's lock, so of
+    concurrent claimers exactly one hears it was added."""
+    from campaigns.models import CampaignSend
+
     reward = WalletReward.objects.select_for_update().filter(send_id=send.pk).first()
+    # Checked under the lock: a pause or a settled send cancels the offer in a transaction that
+    # waits for this one, or that this one waited for and now sees.
+    if not CampaignSend.objects.filter(pk=send.pk).visible_at(at).exists():
+        raise CampaignSend.DoesNotExist("No such message.")
     if reward is None or reward.status != RewardStatus.OFFERED:
-        return reward
+        return reward, False
     offered = WalletReward.objects.filter(pk=reward.pk, status=RewardStatus.OFFERED)
     if reward.expires_at is not None and reward.expires_at <= at:
         offered.update(status=RewardStatus.EXPIRED)
         reward.status = RewardStatus.EXPIRED
-        return reward
+        return reward, False
 
     if reward.kind in CREDITED_KINDS:
         count = int((reward.details or {}).get("count") or 0)
         # The conditional update is the claim; the ledger key keeps a retry from crediting twice.
         if not offered.update(status=RewardStatus.REDEEMED, claimed_at=at, redeemed_at=at):
             reward.refresh_from_db()
-            return reward
+            return reward, False
         member = Member.objects.get(pk=reward.member_id)
         visit_record(
             member=member,
@@ -71,7 +87,7 @@ def reward_claim(*, send, at: datetime) -> WalletReward | None:
             note=reward.title[:200],
         )
         reward.status, reward.claimed_at, reward.redeemed_at = RewardStatus.REDEEMED, at, at
-        return reward
+        return reward, True
 
     for _ in range(5):
         code = reward_code_new()
@@ -82,10 +98,24 @@ def reward_claim(*, send, at: datetime) -> WalletReward | None:
             continue  # the code is another reward's in this business: draw again
         if not claimed:
             reward.refresh_from_db()
-            return reward
+            return reward, False
         reward.status, reward.claimed_at, reward.code = RewardStatus.AVAILABLE, at, code
-        return reward
+        if reward.kind == RewardKind.BADGE:
+            member_badge_add(member_id=reward.member_id, badge=str((reward.details or {}).get("badge") or reward.title))
+        return reward, True
     raise RuntimeError("could not draw a unique reward code")
+
+
+def member_badge_add(*, member_id: int, badge: str) -> bool:
+    """Put ``badge`` on the member once (a badge is a name, held or not); returns whether it was
+    new. The member row is locked: two badges claimed at once both land."""
+    member = Member.objects.select_for_update().only("pk", "badges").get(pk=member_id)
+    badges = list(member.badges or [])
+    if not badge or badge in badges:
+        return False
+    member.badges = [*badges, badge]
+    member.save(update_fields=["badges"])
+    return True
 
 
 @dataclass
@@ -93,20 +123,24 @@ class Opened:
     send: object
     reward: WalletReward | None
     first_open: bool
+    claimed: bool  # this open put the reward in the wallet (or on the card)
 
 
 @transaction.atomic
-def inbox_open(*, send, at: datetime) -> Opened:
-    """The member opened a message in the app: mark it opened (once) and claim its reward.
-    Safe to repeat and to run concurrently."""
+def inbox_open(*, send, at: datetime, delivery=None) -> Opened:
+    """The member opened a message (in the app, or the link's "add to my wallet" on ``delivery``):
+    claim its reward and mark it opened (once). Safe to repeat and to run concurrently. Raises
+    ``CampaignSend.DoesNotExist`` for a message not visible to the member at ``at``."""
     from notifications.services import send_mark_opened
 
-    first = send_mark_opened(send=send, at=at)
+    # The claim first: it locks the reward before the send row, in the order a pause takes them.
+    reward, claimed = _claim(send=send, at=at)
+    first = send_mark_opened(send=send, at=at, delivery=delivery)
     if not first:
         from campaigns.models import CampaignSend
 
         send.opened_at = CampaignSend.objects.filter(pk=send.pk).values_list("opened_at", flat=True).get()
-    return Opened(send=send, reward=reward_claim(send=send, at=at), first_open=first)
+    return Opened(send=send, reward=reward, first_open=first, claimed=claimed)
 
 
 @transaction.atomic
@@ -148,6 +182,17 @@ def reward_redeem(*, code: str, at: datetime, recorded_by=None, source: str = Vi
     return reward
 
 
+def rewards_expire(*, now: datetime) -> int:
+    """Every offer not claimed and every wallet reward not redeemed by its expiry becomes
+    ``expired``, in every business, in one UPDATE (the ``reward_expiring`` index finds them);
+    returns how many. The claim and the redemption check the expiry themselves: this makes the
+    stored status, and the results' "Expired", true without waiting for a late claim."""
+    with scopes_disabled():  # the wallet's one cross-tenant sweep, like the night's tick
+        return WalletReward.objects.filter(
+            status__in=(RewardStatus.OFFERED, RewardStatus.AVAILABLE), expires_at__lte=now
+        ).update(status=RewardStatus.EXPIRED)
+
+
 # --- reads ---------------------------------------------------------------------------------------
 
 
@@ -176,12 +221,10 @@ def wallet_rewards(*, member: Member, status: str = "", now: datetime | None = N
     return rewards
 
 
-INBOX_HIDDEN = ("control", "capped", "cancelled")
-
-
-def inbox_sends(*, member: Member) -> QuerySet:
-    """The member's campaign messages (not control hold-outs, capped or cancelled rows), each
-    with its campaign, its reward and the member's last purchase before it (for ``{days_away}``)."""
+def inbox_sends(*, member: Member, now: datetime) -> QuerySet:
+    """The member's campaign messages visible at ``now`` (gone out; never before their send time,
+    nor returned, skipped, cancelled, control or capped), each with its campaign, its reward and
+    the member's last purchase before it (for ``{days_away}``)."""
     from campaigns.models import CampaignSend
     from members.models import Visit
 
@@ -196,7 +239,7 @@ def inbox_sends(*, member: Member) -> QuerySet:
     )
     return (
         CampaignSend.objects.filter(member=member)
-        .exclude(outcome__in=INBOX_HIDDEN)
+        .visible_at(now)
         .select_related("campaign", "business")
         .prefetch_related("rewards")
         .annotate(purchase_before=Subquery(last_purchase, output_field=DateTimeField()))

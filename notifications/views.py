@@ -2,7 +2,8 @@
 
 A GET marks the message opened and shows it with its reward; only the "add to my wallet"
 button's POST claims the reward (exactly once) — mail scanners and link previews fetch links by
-themselves, so a GET must never issue anything."""
+themselves, so a GET must never issue anything. A message not visible to the member (not sent
+yet, returned, skipped, cancelled) is "not valid", as a forged link is."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django_scopes import scope, scopes_disabled
 
+from campaigns.models import CampaignSend
 from campaigns.rules import reward_title
 from members.models import WalletReward
+from members.wallet import inbox_open
 
 from .dispatcher import render as fill
 from .models import Delivery
@@ -43,15 +46,17 @@ def message_open(request: HttpRequest, token: str) -> HttpResponse:
     send, campaign, member, business = delivery.send, delivery.campaign, delivery.member, delivery.business
     now = timezone.now()
     with scope(business=business.pk):
-        send_mark_opened(send=send, at=now, delivery=delivery)
-        claimed = False
+        if not CampaignSend.objects.filter(pk=send.pk).visible_at(now).exists():
+            raise Http404("This link is not valid.")
+        claimed = None  # a GET claims nothing; a POST says whether it was this one that claimed
         if request.method == "POST":
-            from members.wallet import reward_claim
-
-            before = WalletReward.objects.filter(send_id=send.pk).values_list("status", flat=True).first()
-            reward = reward_claim(send=send, at=now)
-            claimed = reward is not None and before == "offered" and reward.status != "offered"
+            try:
+                opened = inbox_open(send=send, at=now, delivery=delivery)
+            except CampaignSend.DoesNotExist:  # cancelled in the meantime
+                raise Http404("This link is not valid.") from None
+            reward, claimed = opened.reward, opened.claimed
         else:
+            send_mark_opened(send=send, at=now, delivery=delivery)
             reward = WalletReward.objects.filter(send_id=send.pk).first()
         step = campaign.step(send.send_number)
         title, body = step["title"], step["body"]

@@ -210,6 +210,12 @@ class InboxItemSerializer(serializers.Serializer):
     reward = WalletRewardSerializer(allow_null=True)
 
 
+class InboxOpenedSerializer(InboxItemSerializer):
+    claimed = serializers.BooleanField(
+        help_text="Whether this open put the reward in the wallet (or on the card): of several at once, one."
+    )
+
+
 # --- point of sale -------------------------------------------------------------------------------
 
 

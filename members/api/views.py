@@ -13,6 +13,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
+from campaigns.models import CampaignSend
 from members import apiauth, selectors, services, wallet
 from members.models import Business, ConsentSource, MemberToken
 from winback.api import (
@@ -323,27 +324,32 @@ def _inbox_item(send, member) -> dict:
 
 
 class InboxView(MemberAPIView):
-    """Campaign messages, newest first."""
+    """Campaign messages that went out, newest first (nothing before its send time)."""
 
     serializer_class = s.InboxItemSerializer
     pagination_class = type("InboxCursor", (Cursor,), {"ordering": ("-created_at", "-id")})
 
     @extend_schema(tags=[TAG], responses=s.InboxItemSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(wallet.inbox_sends(member=self.member))
+        page = self.paginate_queryset(wallet.inbox_sends(member=self.member, now=timezone.now()))
         items = [_inbox_item(send, self.member) for send in page]
         return self.get_paginated_response(s.InboxItemSerializer(items, many=True).data)
 
 
 class InboxOpenView(MemberAPIView):
     """Open a message: marks it opened and claims its reward into the wallet, exactly once
-    (opening it again, or on two devices at once, changes nothing more)."""
+    (opening it again, or on two devices at once, changes nothing more). `claimed` says whether
+    this open is the one that added it; a message not sent yet is a 404."""
 
-    @extend_schema(tags=[TAG], request=None, responses={200: s.InboxItemSerializer})
+    @extend_schema(tags=[TAG], request=None, responses={200: s.InboxOpenedSerializer})
     def post(self, request, send_id: int):
-        send = wallet.inbox_sends(member=self.member).filter(pk=send_id).first()
+        now = timezone.now()
+        send = wallet.inbox_sends(member=self.member, now=now).filter(pk=send_id).first()
         if send is None:
             raise ApiError(404, "not_found", "No such message.")
-        wallet.inbox_open(send=send, at=timezone.now())
-        send = wallet.inbox_sends(member=self.member).get(pk=send_id)
-        return Response(s.InboxItemSerializer(_inbox_item(send, self.member)).data)
+        try:
+            opened = wallet.inbox_open(send=send, at=now)
+        except CampaignSend.DoesNotExist:
+            raise ApiError(404, "not_found", "No such message.") from None
+        send = wallet.inbox_sends(member=self.member, now=now).get(pk=send_id)
+        return Response(s.InboxOpenedSerializer({**_inbox_item(send, self.member), "claimed": opened.claimed}).data)

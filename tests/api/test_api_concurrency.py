@@ -37,17 +37,32 @@ def test_two_devices_opening_one_message_at_once_get_one_reward(shop):
         assert DeliveryEvent.objects.filter(status="opened").count() == 1
 
 
-def test_concurrent_opens_of_a_free_item_issue_one_code(shop):
+def test_concurrent_opens_of_a_free_item_issue_one_code_and_tell_one_device_it_claimed(shop):
     _, member = shop
     send = send_make(member, reward_kind="free_item")
     devices = [member_client_for(member, f"device {i}") for i in range(4)]
 
-    codes = together(4, lambda i: devices[i].post(f"/api/v1/member/inbox/{send.pk}/open/").json()["reward"]["code"])
+    bodies = together(4, lambda i: devices[i].post(f"/api/v1/member/inbox/{send.pk}/open/").json())
 
     with scopes_disabled():
         stored = WalletReward.objects.get(send=send)
-    assert set(codes) == {stored.code}
+    assert {body["reward"]["code"] for body in bodies} == {stored.code}
     assert stored.status == "available"
+    assert sorted(body["claimed"] for body in bodies) == [False, False, False, True]
+
+
+def test_badges_claimed_at_once_land_on_the_member_each_once(shop):
+    business, member = shop
+    regular = send_make(member, reward_kind="badge")
+    owl = send_make(member, reward_kind="badge")
+    with scopes_disabled():
+        WalletReward.objects.filter(send=owl).update(details={"kind": "badge", "badge": "Night owl"})
+    devices = [member_client_for(member, f"device {i}") for i in range(4)]
+
+    together(4, lambda i: devices[i].post(f"/api/v1/member/inbox/{(regular, owl)[i % 2].pk}/open/").status_code)
+
+    with scopes_disabled():
+        assert sorted(Member.objects.get(pk=member.pk).badges) == ["Night owl", "Regular"]
 
 
 def test_two_tills_redeeming_one_code_at_once_redeem_it_once(shop):

@@ -303,9 +303,10 @@ def test_the_inbox_costs_the_same_queries_for_one_message_or_ten(member_api, mem
     for _ in range(10):
         send_make(member)
 
-    # The token with its member and business; the page of sends with their campaign, business and
-    # last purchase; their rewards; the token's last-used stamp.
-    with django_assert_num_queries(4):
+    # The token with its member and business; the campaigns' send-at times (for what is visible);
+    # the page of sends with their campaign, business and last purchase; their rewards; the token's
+    # last-used stamp.
+    with django_assert_num_queries(5):
         response = member_api.get("/api/v1/member/inbox/")
 
     assert len(response.json()["results"]) == 10
@@ -334,3 +335,32 @@ def test_another_members_reward_and_device_of_the_same_business_are_404(member_a
     assert reward.code not in seen.content.decode()
     with scopes_disabled():
         assert MemberToken.objects.get(pk=device.pk).revoked_at is None
+
+
+def test_the_open_says_whether_it_was_this_one_that_claimed(member_api, member):
+    send = send_make(member, reward_kind="bonus_points")
+
+    first = member_api.post(f"/api/v1/member/inbox/{send.pk}/open/").json()
+    second = member_api.post(f"/api/v1/member/inbox/{send.pk}/open/").json()
+
+    assert (first["claimed"], second["claimed"]) == (True, False)
+    assert first["reward"]["status"] == second["reward"]["status"] == "redeemed"
+
+
+def test_claiming_a_badge_puts_it_on_the_member_once(member_api, member):
+    send = send_make(member, reward_kind="badge")
+    again = send_make(member, reward_kind="badge")  # the same badge from a later message
+
+    member_api.post(f"/api/v1/member/inbox/{send.pk}/open/")
+    member_api.post(f"/api/v1/member/inbox/{send.pk}/open/")
+    member_api.post(f"/api/v1/member/inbox/{again.pk}/open/")
+
+    assert member_api.get("/api/v1/member/card/").json()["badges"] == ["Regular"]
+    with scopes_disabled():
+        assert set(WalletReward.objects.filter(member=member).values_list("status", flat=True)) == {"available"}
+
+
+def test_an_offered_badge_is_not_on_the_member_before_the_claim(member_api, member):
+    send_make(member, reward_kind="badge")
+
+    assert member_api.get("/api/v1/member/card/").json()["badges"] == []

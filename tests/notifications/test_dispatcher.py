@@ -136,16 +136,14 @@ FRI, MON, TUE, WED = D, date(2026, 3, 23), date(2026, 3, 24), date(2026, 3, 25)
     ("send_at", "days"),
     [
         (time(6, 0), [FRI, MON, TUE]),  # before 08:00: from 08:00 the same day
-        (time(21, 0), [MON, TUE, WED]),  # the wizard allows 21:00, when quiet hours begin: next allowed day
+        (time(21, 0), [MON, TUE, WED]),  # 21:00 is quiet already (saved before the wizard refused it): next allowed day
         (time(22, 0), [MON, TUE, WED]),
     ],
 )
 def test_a_send_at_in_quiet_hours_is_paced_from_0800_capped_and_skips_weekends(business, send_at, days):
-    valid = send_at == time(21, 0)
-    campaign = campaign_make(business, channels=["whatsapp"], include_weekends=False, send_at=time(21 if valid else 9),
+    campaign = campaign_make(business, channels=["whatsapp"], include_weekends=False, send_at=time(9),
                              pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 3}})  # fmt: skip
-    if not valid:
-        _send_at(campaign, send_at)
+    _send_at(campaign, send_at)
     lapsed(business, 7)
 
     night(business, FRI)

@@ -117,3 +117,27 @@ def test_two_claims_at_once_issue_exactly_one_reward():
         assert Member.objects.get(pk=member.pk).points_balance == 50
         assert Visit.objects.filter(member=member, kind="campaign_reward").count() == 1
     assert reward_of(send).status == "redeemed"
+
+
+def test_a_second_add_to_wallet_says_it_is_already_there(shop):
+    member, send, delivery, path = offer(shop)
+
+    first, second = Client().post(path).content.decode(), Client().post(path).content.decode()
+
+    assert "Added to your wallet" in first and "Already in your wallet" not in first
+    assert "Already in your wallet" in second and "Added to your wallet" not in second
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_of_concurrent_claimers_only_the_one_who_claimed_is_told_it_was_added():
+    from tests.campaigns.test_concurrency import together
+
+    business = business_make(channel_settings={"sms": {"enabled": True}})
+    member, send, delivery, path = offer(business, kind="free_item")
+
+    pages = together(4, lambda i: Client().post(path).content.decode())
+
+    assert sum("Added to your wallet" in page for page in pages) == 1
+    assert sum("Already in your wallet" in page for page in pages) == 3
+    assert {reward_of(send).code} == {page.split('id="reward-code">', 1)[1].split("<", 1)[0] for page in pages}
