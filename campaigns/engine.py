@@ -318,9 +318,15 @@ def business_evaluate(
                 # Every table the night reads has the index it needs, so no sequential scan: on a
                 # send table the planner has no statistics for yet (a first night), its default
                 # estimates made it scan every send for every business.
+                # One night of a business at a time: the night of D+1 reads the sends D wrote (its
+                # spacing and frequency cap), so it waits for D to commit rather than select the
+                # same members from a snapshot without them and collide with D's sends (which
+                # raised NightConflict and lost the night). The lock ends with the transaction.
                 cursor.execute(
                     "SELECT set_config('jit', 'off', true), set_config('synchronous_commit', 'off', true), "
-                    "set_config('enable_seqscan', 'off', true)"
+                    "set_config('enable_seqscan', 'off', true), "
+                    "pg_advisory_xact_lock(CAST(%s AS integer), CAST(%s AS integer))",
+                    [NIGHT_LOCK, business.pk % 2**31],
                 )
         run = _run_start(business=business, local_date=local_date, now=now)
         if run is None:
@@ -395,9 +401,14 @@ def _dry_run_counts(business: Business, campaigns: list[Campaign], local_date: d
     return stats
 
 
+# The first key of the nights' advisory locks (the second is the business id): "WBNT".
+NIGHT_LOCK = 0x57424E54
+
+
 class NightConflict(Exception):
-    """The night's sends collided with sends written by another evaluation: rolled back whole,
-    the next tick evaluates the date again."""
+    """The night's sends collided with sends written meanwhile by something other than a night of
+    the same business (nights of one business take turns on NIGHT_LOCK): rolled back whole, the
+    next tick evaluates the date again."""
 
 
 _SEQUENCES: dict[str, str] = {}
