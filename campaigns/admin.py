@@ -45,6 +45,8 @@ class EvaluationFailureAdmin(BusinessScopedAdmin):
     search_fields = ["business__name", "business__slug", "error"]
     view_roles = ()
     add_roles = change_roles = ()
+    # Deleting a record is the operator's "retry now": the next tick evaluates the business.
+    delete_roles = ("superuser",)
 
     @admin.display(description="last error")
     def short_error(self, obj: EvaluationFailure) -> str:

@@ -156,6 +156,14 @@ def test_the_platform_admin_lists_the_failing_businesses_with_their_error(db):
     detail = client_for(root).get(f"/admin/campaigns/evaluationfailure/{failure_of(bad).pk}/change/")
     assert detail.status_code == 200
 
+    # Deleting the record is "retry now": the next tick (still inside the backoff) evaluates it.
+    url = f"/admin/campaigns/evaluationfailure/{failure_of(bad).pk}/delete/"
+    assert client_for(root).post(url, {"post": "yes"}).status_code == 302
+    with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
+        tick()
+    assert failure_of(bad).failures == 1  # tried again at once (and failed again: still broken)
+    assert failure_of(bad).failed_at == T0 + timedelta(minutes=1)
+
 
 def test_the_failure_records_are_the_platform_operators_not_the_owners(db):
     with time_machine.travel(T0, tick=False):
@@ -166,6 +174,9 @@ def test_the_failure_records_are_the_platform_operators_not_the_owners(db):
 
     assert client_for(owner).get("/admin/campaigns/evaluationfailure/").status_code == 403
     assert client_for(owner).get(f"/admin/campaigns/evaluationfailure/{failure_of(bad).pk}/change/").status_code == 403
+    delete = client_for(owner).post(f"/admin/campaigns/evaluationfailure/{failure_of(bad).pk}/delete/", {"post": "yes"})
+    assert delete.status_code == 403
+    assert failure_of(bad) is not None
 
 
 def test_a_night_that_fails_records_the_failure_after_rolling_the_night_back(db):
