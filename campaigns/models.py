@@ -151,9 +151,34 @@ class EvaluationRun(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["business", "local_date"], name="run_unique_local_date")]
+        indexes = [
+            # The tick: every business's last run within the catch-up window. Leading with the
+            # date, the scan reads only the window's few nights, whatever the history behind them
+            # (the unique key leads with the business: read for local_date alone, it is scanned whole).
+            models.Index(fields=["local_date", "business"], name="run_local_date"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.business_id} · {self.local_date}"
+
+
+class EvaluationFailure(models.Model):
+    """A business whose nightly evaluation is failing: the date it is stuck on, how many times in a
+    row it failed, the last error, and when the tick tries it again (exponential backoff). A
+    success deletes the row, so the table holds only the businesses failing right now."""
+
+    business = models.OneToOneField(Business, on_delete=models.CASCADE, related_name="evaluation_failure")
+    local_date = models.DateField(help_text="The local date whose evaluation failed last.")
+    failures = models.PositiveIntegerField(default=1, help_text="Failures in a row.")
+    error = models.TextField()
+    first_failed_at = models.DateTimeField()
+    failed_at = models.DateTimeField()
+    retry_at = models.DateTimeField(help_text="The tick leaves the business alone until then.")
+
+    objects = ScopedManager(business="business")
+
+    def __str__(self) -> str:
+        return f"{self.business_id} · {self.local_date} · {self.failures}×"
 
 
 class CampaignSend(models.Model):

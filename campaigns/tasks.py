@@ -1,18 +1,13 @@
 """Celery envelopes for the nightly evaluation: the tick fans out the due businesses in small
-batches, each business evaluated in its own scope and transaction."""
+batches, each business evaluated in its own scope, each date in its own transaction."""
 
-import logging
+import itertools
 from datetime import date
 
 from celery import shared_task
 from django.utils import timezone
 
-from members.models import Business
-from winback.tenancy import business_scope
-
 from . import engine
-
-log = logging.getLogger(__name__)
 
 # Businesses per task: one task per business spent more time in the broker round trip than in a
 # steady-state night's evaluation (~10 ms); a batch is still small enough to spread over workers.
@@ -20,10 +15,14 @@ BATCH = 20
 
 
 def evaluations_enqueue(pairs: list[tuple[int, date]], *, batch: int | None = None) -> int:
-    """Send (business id, local date) pairs to the workers, ``batch`` (BATCH) to a task."""
+    """Send (business id, local date) pairs to the workers, ``batch`` (BATCH) businesses to a task.
+    A business's dates (a catch-up) stay in one task, in order: split over two workers, D+1 could
+    be evaluated before D."""
     batch = batch or BATCH
-    for i in range(0, len(pairs), batch):
-        businesses_evaluate_task.delay(pairs=[[pk, day.isoformat()] for pk, day in pairs[i : i + batch]])
+    businesses = [list(dates) for _, dates in itertools.groupby(pairs, key=lambda pair: pair[0])]
+    for i in range(0, len(businesses), batch):
+        chunk = [pair for dates in businesses[i : i + batch] for pair in dates]
+        businesses_evaluate_task.delay(pairs=[[pk, day.isoformat()] for pk, day in chunk])
     return len(pairs)
 
 
@@ -34,18 +33,10 @@ def evaluation_tick_task() -> int:
 
 @shared_task(name="campaigns.businesses_evaluate", ignore_result=True, acks_late=True)
 def businesses_evaluate_task(*, pairs: list[list]) -> int:
-    """Evaluate each (business id, local date): one business's failure is logged and leaves the
-    others evaluated (it has no run row, so the next tick tries it again). A redelivered batch
-    skips the businesses already done: their run row exists."""
-    done = 0
-    for business_id, local_date in pairs:
-        try:
-            with business_scope(int(business_id)):
-                business = Business.objects.get(pk=business_id)
-                engine.business_evaluate(
-                    business=business, local_date=date.fromisoformat(local_date), now=timezone.now()
-                )
-            done += 1
-        except Exception:
-            log.exception("evaluation of business %s for %s failed", business_id, local_date)
-    return done
+    """Evaluate each (business id, local date); a failing business is recorded and retried later
+    with backoff, the others evaluated. A redelivered batch skips the dates already done: their
+    run row exists. Returns how many dates did not fail."""
+    outcomes = engine.nights_evaluate(
+        pairs=[(int(pk), date.fromisoformat(day)) for pk, day in pairs], now_fn=timezone.now
+    )
+    return sum(1 for outcome in outcomes if not outcome.error)

@@ -109,3 +109,73 @@ def test_two_dispatchers_at_once_send_each_of_2000_deliveries_exactly_once():
         assert Delivery.objects.filter(status="sent").count() == 2000
         ids = list(RecordedMessage.objects.values_list("delivery_id", flat=True))
     assert len(ids) == len(set(ids)) == 2000
+
+
+def test_d_and_the_next_date_of_one_business_evaluated_at_once_write_each_member_once():
+    """Two workers on D and D+1 (a catch-up split over two batches, or run_winback beside the
+    beat): D+1 must read D's sends, not collide with them and roll back as a NightConflict."""
+    from django.db import transaction
+
+    business = business_make(timezone="Asia/Kuala_Lumpur")
+    campaign_make(business, channels=["sms"])
+    lapsed = populate(business, 50)  # lapsed 30 days before D: due on D and, unsent, on D+1 too
+    late = member_make(business, phone="+60123456789", consents={"sms": True})
+    with time_machine.travel(at_local(business, D - timedelta(days=13), 12), tick=False):
+        visit_make(late)  # first due on D+1
+    now = engine.local_day_start(D + timedelta(days=1), business.tzinfo)
+    d_written, release = threading.Event(), threading.Event()
+    results, errors = {}, []
+
+    def evaluate_d():
+        try:
+            with transaction.atomic(), scope(business=business.pk):
+                results[D] = engine.business_evaluate(business=business, local_date=D, now=now).run.sends
+                d_written.set()
+                release.wait(10)  # D's transaction still open while D+1 starts
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+        finally:
+            d_written.set()
+            connection.close()
+
+    def evaluate_next():
+        try:
+            with scope(business=business.pk):
+                result = engine.business_evaluate(business=business, local_date=D + timedelta(days=1), now=now)
+                results[D + timedelta(days=1)] = result.run.sends
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    first, second = threading.Thread(target=evaluate_d), threading.Thread(target=evaluate_next)
+    first.start()
+    assert d_written.wait(10)
+    second.start()
+    assert waiting_on_a_lock(), "D+1 should wait for D to commit"
+    release.set()
+    first.join()
+    second.join()
+
+    assert errors == []
+    assert results == {D: 50, D + timedelta(days=1): 1}
+    assert sorted((s.member_id, s.local_date) for s in sends(business)) == sorted(
+        [(m.pk, D) for m in lapsed] + [(late.pk, D + timedelta(days=1))]
+    )
+
+
+def waiting_on_a_lock(timeout: float = 10.0) -> bool:
+    """Whether another connection is (soon) blocked on a lock in this database."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.05)
+    return False

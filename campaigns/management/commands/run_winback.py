@@ -11,7 +11,10 @@ from winback.tenancy import business_scope
 
 
 class Command(BaseCommand):
-    help = "Run the nightly win-back evaluation now, for one business or all (--dry-run only counts)."
+    help = (
+        "Run the nightly win-back evaluation now, for one business or all (--dry-run only counts). "
+        "Every business is evaluated even when one fails; failures are listed and the exit code is 1."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--business", help="a business slug (default: every business)")
@@ -27,22 +30,38 @@ class Command(BaseCommand):
                     raise CommandError(f"No business with slug “{business}”.")
             businesses = list(businesses)
         now = timezone.now()
-        for b in businesses:
-            day = _parse_date(date) if date else engine.local_date_of(now, b.tzinfo)
-            with business_scope(b):
-                result = engine.business_evaluate(business=b, local_date=day, now=now, dry_run=dry_run)
-                if result is None:
-                    self.stdout.write(f"{b.slug} {day}: already evaluated; nothing written.")
-                    continue
+        day = _parse_date(date) if date else None
+        slugs = {b.pk: b.slug for b in businesses}
+        outcomes = engine.nights_evaluate(
+            pairs=[(b.pk, day or engine.local_date_of(now, b.tzinfo)) for b in businesses],
+            now_fn=lambda: now,
+            dry_run=dry_run,
+        )
+        failed = []
+        for outcome in outcomes:
+            slug, result = slugs[outcome.business_id], outcome.result
+            if outcome.error:
+                failed.append(outcome)
+                self.stderr.write(f"{slug} {outcome.local_date} failed: {outcome.error}")
+                continue
+            if result is None:
+                self.stdout.write(f"{slug} {outcome.local_date}: already evaluated; nothing written.")
+                continue
+            with business_scope(outcome.business_id):
                 names = dict(Campaign.objects.filter(pk__in=result.stats).values_list("pk", "name"))
             verb = "would send" if dry_run else "sent"
-            self.stdout.write(f"{b.slug} {day}: {len(result.stats)} campaign(s)")
+            self.stdout.write(f"{slug} {outcome.local_date}: {len(result.stats)} campaign(s)")
             for campaign_id, s in sorted(result.stats.items()):
                 self.stdout.write(
                     f"  campaign {campaign_id} “{names.get(campaign_id, '?')}”: selected {s['selected']}, "
                     f"{verb} {s['sends']}, control {s['control']}, capped {s['capped']}"
                     + ("" if dry_run else f", deliveries {s['deliveries']}, rewards {s['rewards']}")
                 )
+        if failed:
+            raise CommandError(
+                f"{len(failed)} of {len(businesses)} businesses failed: "
+                + ", ".join(f"{slugs[o.business_id]} ({o.local_date})" for o in failed)
+            )
 
 
 def _parse_date(value: str) -> date:
