@@ -237,3 +237,47 @@ def test_the_ticks_run_look_up_reads_only_the_window_from_an_index_leading_with_
     # Only the window's rows: 50 businesses × at most CATCH_UP_DAYS + 1 dates back from the
     # earliest local today, of the 18,250 runs in the table.
     assert index_scan["Actual Rows"] <= 50 * (engine.CATCH_UP_DAYS + 2)
+
+
+@pytest.mark.parametrize("channel", ["push", "email", "sms"])
+def test_a_caught_up_night_sends_at_the_next_send_at_time_not_at_once_in_the_night(db, channel):
+    """D+1 evaluated at 02:00 on D+2 (its 09:00 long past): its messages go out at 09:00 on D+2, as
+    any night's do — not at 02:00 (push, email) nor in a burst at 08:00 (SMS)."""
+    from notifications.models import Delivery, PushSubscription
+
+    with time_machine.travel(at_local_zone("Europe/London", D - timedelta(days=20), 9), tick=False) as clock:
+        business = business_make(timezone="Europe/London")
+        campaign_make(business, channels=[channel], inactivity_days=14)
+        member = member_make(business, phone="+447911123456", email="a@example.com",
+                             consents={channel: True})  # fmt: skip
+        if channel == "push":
+            with scope(business=business.pk):
+                PushSubscription.objects.create(business=business, member=member, endpoint="https://push.example/1",
+                                                p256dh="k", auth="a")  # fmt: skip
+        with time_machine.travel(at_local(business, D + timedelta(days=1) - timedelta(days=14), 12), tick=False):
+            visit_make(member)
+        clock.move_to(at_local(business, D, 0, 1))
+        tick()
+        clock.move_to(at_local(business, D + timedelta(days=2), 2, 0))
+        tick()
+
+    with scope(business=business.pk):
+        delivery = Delivery.objects.get()
+    assert delivery.send.local_date == D + timedelta(days=1)
+    assert delivery.scheduled_at == at_local(business, D + timedelta(days=2), 9)
+
+
+def test_a_night_evaluated_on_time_keeps_a_midnight_send_at(db):
+    with time_machine.travel(at_local_zone("Europe/London", D - timedelta(days=20), 9), tick=False) as clock:
+        business = business_make(timezone="Europe/London")
+        campaign_make(business, channels=["email"], inactivity_days=14, send_at="00:00")
+        member = member_make(business, email="a@example.com", consents={"email": True})
+        with time_machine.travel(at_local(business, D - timedelta(days=14), 12), tick=False):
+            visit_make(member)
+        clock.move_to(at_local(business, D, 0, 5))
+        tick()
+
+    from notifications.models import Delivery
+
+    with scope(business=business.pk):
+        assert Delivery.objects.get().scheduled_at == at_local(business, D, 0)
