@@ -420,11 +420,6 @@ def _dry_run_counts(business: Business, campaigns: list[Campaign], local_date: d
 NIGHT_LOCK = 0x57424E54
 
 
-# A night whose send-at passed longer ago than this when it is evaluated sends from the next
-# send-at instead (a late night within the hour still goes out at once).
-LATE = timedelta(hours=1)
-
-
 class NightConflict(Exception):
     """The night's sends collided with sends written meanwhile by something other than a night of
     the same business (nights of one business take turns on NIGHT_LOCK): rolled back whole, the
@@ -543,12 +538,14 @@ class _Night:
         }  # fmt: skip
 
     def first_send_start(self, campaign: Campaign) -> datetime:
-        """Tonight's send-at instant; for a night evaluated late (a date caught up after downtime,
-        its send-at more than ``LATE`` past), ``now``: the calendar then opens on the next allowed
-        day whose send-at is still ahead, so a missed night's messages go out at the usual time of
-        day, not at once at 02:00 (nor in one burst at 08:00)."""
-        start = local_moment(self.local_date, campaign.send_at, self.business.tzinfo)
-        return self.now if start < self.now - LATE else start
+        """Tonight's send-at instant; for a date caught up on a later local date (after downtime),
+        ``now``: the calendar then opens on the next allowed day whose send-at is still ahead, so
+        a missed night's messages go out at the usual time of day, not at once at 02:00 (nor in
+        one burst at 08:00). A night evaluated late on its own date keeps its send-at (what is
+        past goes out at once), as before."""
+        tz = self.business.tzinfo
+        start = local_moment(self.local_date, campaign.send_at, tz)
+        return self.now if local_date_of(self.now, tz) > self.local_date and start < self.now else start
 
     def pacing_ctes(self) -> tuple[str, list]:
         """``p`` (campaign, channel, interval, slots a day, backlog) and ``cal`` (each allowed day's
