@@ -12,25 +12,11 @@ from twilio.request_validator import RequestValidator
 from members.models import Member
 from notifications.models import PushSubscription
 from tests.campaigns.helpers import at_local, deliveries, night
+from tests.conftest import TWILIO_TOKEN as TOKEN
 from tests.conftest import business_make, campaign_make, member_make, visit_make
-from tests.fakes import FakeTwilio
 from tests.notifications.test_dispatcher import run_dispatch
 
 D = date(2026, 3, 20)
-TOKEN = "test-auth-token-0123456789abcdef"
-
-
-@pytest.fixture
-def twilio(settings):
-    with FakeTwilio() as fake:
-        settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
-        settings.TWILIO_AUTH_TOKEN = TOKEN
-        settings.TWILIO_API_BASE = fake.url
-        settings.SITE_URL = "https://winback.example"
-        from notifications.channels.twilio import twilio_client
-
-        twilio_client.cache_clear()
-        yield fake
 
 
 @pytest.fixture
