@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from winback.admin_site import BusinessScopedAdmin
 
 from . import services
-from .models import Business, ConsentEvent, Member, Membership, Visit, VisitKind, VisitSource
+from .models import Business, ConsentEvent, Member, Membership, OneTimeCode, Visit, VisitKind, VisitSource
 
 
 @admin.register(Business)
@@ -150,3 +150,20 @@ class VisitAdmin(BusinessScopedAdmin):
         from django.utils import timezone
 
         return {"kind": VisitKind.PURCHASE, "stamps_delta": 1, "occurred_at": timezone.now()}
+
+
+@admin.register(OneTimeCode)
+class OneTimeCodeAdmin(BusinessScopedAdmin):
+    """The member app's sign-in codes and how sending each went: a provider that stays down shows
+    here as failed codes with its reason. Only digests are stored, so no code or address is shown."""
+
+    fields = ["created_at", "member", "channel", "delivery_status", "delivery_attempts", "delivery_error",
+              "sent_at", "expires_at", "used_at"]  # fmt: skip
+    readonly_fields = fields
+    list_display = ["created_at", "member", "channel", "delivery_status", "delivery_attempts", "delivery_error",
+                    "sent_at", "used_at"]  # fmt: skip
+    list_filter = ["delivery_status", "channel"]
+    list_select_related = ["member"]
+    ordering = ["-created_at"]
+    view_roles = ("owner", "manager")
+    add_roles = change_roles = ()

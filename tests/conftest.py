@@ -56,6 +56,15 @@ def _own_cache(settings, request):
                                    "LOCATION": request.node.nodeid}}  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _sign_in_codes_sent_in_process(monkeypatch):
+    """No worker runs beside the tests: a sign-in code's task, enqueued on commit, runs at once in
+    this process through Celery's eager ``apply`` (its retries too, without the countdowns)."""
+    from members.tasks import code_send_task
+
+    monkeypatch.setattr(code_send_task, "delay", lambda **kwargs: code_send_task.apply(kwargs=kwargs))
+
+
 TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
 
 
