@@ -194,7 +194,10 @@ def code_send(*, code_id: int, code: str, now: datetime) -> str:
 
 
 def _code_delivery_set(row: OneTimeCode, status: str, *, error: str = "", sent_at: datetime | None = None) -> str:
-    OneTimeCode.objects.filter(pk=row.pk).update(delivery_status=status, delivery_error=error[:500], sent_at=sent_at)
+    # Every move is out of ``queued``: a code another copy of the task settled stays as it is.
+    OneTimeCode.objects.filter(pk=row.pk, delivery_status=CodeDelivery.QUEUED).update(
+        delivery_status=status, delivery_error=error[:500], sent_at=sent_at
+    )
     return status
 
 
