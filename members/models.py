@@ -411,6 +411,7 @@ class OneTimeCode(models.Model):
     objects = ScopedManager(business="business")
 
     class Meta:
+        verbose_name = "sign-in code"
         indexes = [
             # The exchange (the newest open code of an identifier) and the per-identifier limit.
             models.Index(fields=["business", "identifier_digest", "-created_at"], name="otc_identifier_recent"),
