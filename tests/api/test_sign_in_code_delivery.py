@@ -189,24 +189,3 @@ def test_the_owner_sees_failed_codes_and_their_reason_in_the_admin(member, twili
 def the_code_of(member) -> OneTimeCode:
     with scopes_disabled():
         return OneTimeCode.objects.get(member=member)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_through_the_broker_and_a_real_worker_a_busy_provider_is_retried_then_the_code_is_sent(member, twilio,
-                                                                                                monkeypatch):  # fmt: skip
-    from celery.contrib.testing.worker import start_worker
-
-    from tests.notifications.test_celery_integration import wait_for
-    from winback.celery import app
-
-    monkeypatch.delattr(code_send_task, "delay")  # the real enqueue this time, to the broker
-    monkeypatch.setattr(apiauth, "CODE_SEND_BACKOFF", 0.2)  # the retry's countdown, shortened
-    twilio.script_once[PHONE] = [(503, None, "down", {})]
-    app.control.purge()
-
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-        assert ask_for_a_code().status_code == 202
-        assert wait_for(lambda: the_code().delivery_status == "sent")
-
-    assert the_code().delivery_attempts == 2
-    assert len(twilio.requests) == 2
