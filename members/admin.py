@@ -14,6 +14,7 @@ from .models import (
     ConsentSource,
     Member,
     Membership,
+    OneTimeCode,
     Visit,
     VisitKind,
     VisitSource,
@@ -205,3 +206,20 @@ class WalletRewardAdmin(BusinessScopedAdmin):
             else:
                 why = "This reward is not in the wallet."  # an offer not claimed yet has no code
             self.message_user(request, f"{reward.title} ({reward.member.display_name}): {why}", messages.ERROR)
+
+
+@admin.register(OneTimeCode)
+class OneTimeCodeAdmin(BusinessScopedAdmin):
+    """The member app's sign-in codes and how sending each went: a provider that stays down shows
+    here as failed codes with its reason. Only digests are stored, so no code or address is shown."""
+
+    fields = ["created_at", "member", "channel", "delivery_status", "delivery_attempts", "delivery_error",
+              "sent_at", "expires_at", "used_at"]  # fmt: skip
+    readonly_fields = fields
+    list_display = ["created_at", "member", "channel", "delivery_status", "delivery_attempts", "delivery_error",
+                    "sent_at", "used_at"]  # fmt: skip
+    list_filter = ["delivery_status", "channel"]
+    list_select_related = ["member"]
+    ordering = ["-created_at"]
+    view_roles = ("owner", "manager")
+    add_roles = change_roles = ()

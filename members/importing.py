@@ -36,7 +36,7 @@ from .models import (
     VisitSource,
     card_code_new,
 )
-from .services import member_is_suppressed, members_recompute_totals, phone_normalise
+from .services import members_recompute_totals, phone_normalise, suppressed_values
 
 MEMBER_COLUMNS = [
     "card_code", "first_name", "last_name", "phone", "email", "birthday", "joined_on",
@@ -259,10 +259,11 @@ def members_import(*, business: Business, members_csv: str, visits_csv: str = ""
         report.errors.sort(key=lambda e: (e.file, e.line))
         raise ImportFailed(report)
 
+    suppressed = suppressed_values(business=business, values=[v for m, *_ in new_members for v in (m.phone, m.email)])
     with transaction.atomic():
         members = []
         for member, consents, _, _ in new_members:
-            if member_is_suppressed(business=business, phone=member.phone, email=member.email):
+            if member.phone in suppressed or member.email in suppressed:
                 consents.clear()
                 report.suppressed += 1
             for channel, value in consents.items():

@@ -383,11 +383,21 @@ class WalletReward(models.Model):
 # --- API credentials: the member app's sign-in, member tokens and point-of-sale keys -----------
 
 
+class CodeDelivery(models.TextChoices):
+    NONE = "none", "Not sent: no such member"
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
 class OneTimeCode(models.Model):
     """A sign-in code sent to a member's phone or email. Only digests are stored: the identifier
     and the client address as keyed hashes (they still count for the rate limits), the code as an
     HMAC. A request for an identifier that is no member's stores a row without a member, so the
-    limits count it too and the answer looks the same."""
+    limits count it too and the answer looks the same.
+
+    The code goes out through a task with retries (``members.code_send``); how that went is kept
+    here for the operator (the admin), never told to the member app."""
 
     business = models.ForeignKey(Business, on_delete=models.CASCADE)
     member = models.ForeignKey(Member, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
@@ -399,10 +409,15 @@ class OneTimeCode(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    delivery_status = models.CharField(max_length=10, choices=CodeDelivery.choices, default=CodeDelivery.NONE)
+    delivery_attempts = models.PositiveSmallIntegerField(default=0)  # provider calls (``attempts``: guesses)
+    delivery_error = models.CharField(max_length=500, blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
 
     objects = ScopedManager(business="business")
 
     class Meta:
+        verbose_name = "sign-in code"
         indexes = [
             # The exchange (the newest open code of an identifier) and the per-identifier limit.
             models.Index(fields=["business", "identifier_digest", "-created_at"], name="otc_identifier_recent"),

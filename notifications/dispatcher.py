@@ -38,7 +38,7 @@ from campaigns.pacing import QUIET_CHANNELS, SendCalendar
 from campaigns.rules import QUIET_END, QUIET_START
 from members.models import Business, ConsentSource, Member, MemberStatus, RewardStatus, WalletReward
 
-from .channels import Message, PermanentSendError, TransientSendError, backend_for
+from .channels import Message, PermanentSendError, PushTarget, TransientSendError, backend_for
 from .models import Delivery, DeliveryEvent, DeliveryStatus, PushSubscription
 
 LEASE = timedelta(minutes=5)
@@ -241,11 +241,17 @@ def deliveries_send(
         return report
     campaigns = Campaign.objects.in_bulk({r["campaign_id"] for r in rows})
     businesses = Business.objects.in_bulk({r["business_id"] for r in rows})
+    # Every live push subscription of the batch's members, newest first, in one query: the web
+    # push backend gets them with each message and looks nothing up itself.
     push_members = [r["member_id"] for r in rows if r["channel"] == "push"]
-    subscriptions: dict[int, list[PushSubscription]] = defaultdict(list)
+    subscriptions: dict[int, list[PushTarget]] = defaultdict(list)
     if push_members:
-        for sub in PushSubscription.objects.filter(member_id__in=push_members).order_by("-created_at"):
-            subscriptions[sub.member_id].append(sub)
+        for member_id, *target in (
+            PushSubscription.objects.filter(member_id__in=push_members)
+            .order_by("-created_at", "-id")
+            .values_list("member_id", "id", "endpoint", "p256dh", "auth")
+        ):
+            subscriptions[member_id].append(PushTarget(*target))
 
     cancel, returned, unreachable, ready = [], [], [], []
     defer: dict[tuple[int, str, str], list[dict]] = defaultdict(list)  # by (campaign, channel, member zone)
@@ -366,7 +372,7 @@ _ROW_FIELDS = {
 }
 
 
-def _reachable(row: dict, subscriptions: dict[int, list[PushSubscription]]) -> bool:
+def _reachable(row: dict, subscriptions: dict[int, list[PushTarget]]) -> bool:
     channel = row["channel"]
     if row["member_status"] != MemberStatus.ACTIVE or not row[f"consent_{channel}"]:
         return False
@@ -417,10 +423,11 @@ class _Composer:
         values = {"first_name": row["first_name"], "business": business.name, "reward": reward,
                   "days_away": days_away}  # fmt: skip
         extra: dict = {"send_id": send_id, "campaign_id": campaign.pk, "reward": reward}
+        targets: tuple[PushTarget, ...] = ()
         if channel == "push":
-            subs = self.subscriptions.get(row["member_id"], [])
-            to = subs[0].endpoint if subs else ""
-            extra["subscriptions"] = [s.pk for s in subs]
+            targets = tuple(self.subscriptions.get(row["member_id"], ()))
+            to = targets[0].endpoint if targets else ""
+            extra["subscriptions"] = [t.id for t in targets]
         elif channel == "email":
             to = row["email"]
         else:
@@ -436,6 +443,7 @@ class _Composer:
             body=render(body, **values),
             url=f"{self.site_url}/m/{token}/",
             extra=extra,
+            subscriptions=targets,
         )
 
 
@@ -449,7 +457,6 @@ def _send_chunk(chunk: list[dict], now_fn, backends, backend_cache, composer: _C
     transient: list[tuple[dict, TransientSendError]] = []
     permanent: list[tuple[dict, PermanentSendError]] = []
     used = []
-    messages: dict[int, Message] = {}
     for r in chunk:
         if r["id"] not in claimed:
             continue  # paused or claimed elsewhere in the meantime
@@ -457,9 +464,8 @@ def _send_chunk(chunk: list[dict], now_fn, backends, backend_cache, composer: _C
         if key not in backend_cache:
             backend_cache[key] = backends(r["channel"], business=composer.businesses[r["business_id"]])
         backend = backend_cache[key]
-        messages[r["id"]] = message = composer.message(r)
         try:
-            sent[r["id"]] = backend.send(message)
+            sent[r["id"]] = backend.send(composer.message(r))
         except PermanentSendError as exc:
             permanent.append((r, exc))
         except TransientSendError as exc:
@@ -492,7 +498,7 @@ def _send_chunk(chunk: list[dict], now_fn, backends, backend_cache, composer: _C
         _results_write(results, at=done)
     report.sent += len(sent)
     for r, exc in failed:
-        _act_on(r, exc, messages.get(r["id"]), at=done)
+        _act_on(r, exc, at=done)
         report.failed += 1
 
 
@@ -568,8 +574,9 @@ def _results_write(results: list[tuple], *, at: datetime) -> None:
         _events([(i, business_id)], status, at, detail)
 
 
-def _act_on(row: dict, exc: PermanentSendError, message: Message | None, *, at: datetime) -> None:
-    """A permanent error means something: act on it."""
+def _act_on(row: dict, exc: PermanentSendError, *, at: datetime) -> None:
+    """A permanent error means something: act on it. (A push subscription that is gone the web
+    push backend has already deleted, with the chunk's other writes.)"""
     from members.services import member_consent_set
 
     if exc.action == "withdraw_consent":
@@ -581,8 +588,6 @@ def _act_on(row: dict, exc: PermanentSendError, message: Message | None, *, at: 
             at=at,
             note=f"{exc.code} {exc.reason}"[:200],
         )
-    elif exc.action == "delete_subscription":
-        PushSubscription.objects.filter(member_id=row["member_id"], endpoint=message.to if message else "").delete()
 
 
 def _settle_sends(send_ids: set[int], *, returned_sends: set[int], now: datetime) -> None:

@@ -56,6 +56,34 @@ def _own_cache(settings, request):
                                    "LOCATION": request.node.nodeid}}  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _sign_in_codes_sent_in_process(monkeypatch):
+    """No worker runs beside the tests: a sign-in code's task, enqueued on commit, runs at once in
+    this process through Celery's eager ``apply`` (its retries too, without the countdowns)."""
+    from members.tasks import code_send_task
+
+    monkeypatch.setattr(code_send_task, "delay", lambda **kwargs: code_send_task.apply(kwargs=kwargs))
+
+
+TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
+
+
+@pytest.fixture
+def twilio(settings):
+    """A fake Twilio Messages API on 127.0.0.1 for the real client, with credentials to call it."""
+    from notifications.channels.twilio import twilio_client
+    from tests.fakes import FakeTwilio
+
+    with FakeTwilio() as fake:
+        settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+        settings.TWILIO_AUTH_TOKEN = TWILIO_TOKEN
+        settings.TWILIO_API_BASE = fake.url
+        settings.SITE_URL = "https://winback.example"
+        twilio_client.cache_clear()  # one client per process: not the previous test's fake
+        yield fake
+        twilio_client.cache_clear()
+
+
 def business_make(**fields) -> Business:
     n = next(_counter)
     defaults = {

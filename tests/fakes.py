@@ -67,12 +67,20 @@ class FakeServer:
 
 
 class FakeTwilio(FakeServer):
-    """The Messages API: answers 201 with a sid, or the error scripted for the recipient."""
+    """The Messages API: answers 201 with a sid, or the error scripted for the recipient (in
+    ``script``: every time; in ``script_once``: a list of answers, each used once, first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.script_once: dict[str, list[tuple[int, int | None, str, dict]]] = {}
 
     def handle(self, path, headers, body):
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         self.requests.append({"path": path, "form": form, "auth": headers.get("authorization", "")})
         to = form.get("To", "")
+        if self.script_once.get(to):
+            status, code, message, extra = self.script_once[to].pop(0)
+            return status, {"code": code, "message": message, "status": status}, extra
         if to in self.script:
             status, code, message, extra = self.script[to]
             return status, {"code": code, "message": message, "status": status}, extra

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .base import ChannelBackend, Message, PermanentSendError, TransientSendError
+from .base import ChannelBackend, Message, PermanentSendError, PushTarget, TransientSendError
 from .recording import RecordingBackend
 
-__all__ = ["ChannelBackend", "Message", "PermanentSendError", "TransientSendError", "backend_for"]
+__all__ = ["ChannelBackend", "Message", "PermanentSendError", "PushTarget", "TransientSendError", "backend_for"]
 
 
 def backend_for(channel: str, *, business=None) -> ChannelBackend:

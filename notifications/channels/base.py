@@ -14,8 +14,8 @@ class SendError(Exception):
 
 class PermanentSendError(SendError):
     """The provider refused for good (bad number, subscription gone, consent withdrawn):
-    fail at once, never retry. ``action`` says what to do about it ("withdraw_consent",
-    "delete_subscription")."""
+    fail at once, never retry. ``action`` says what the dispatcher does about it
+    ("withdraw_consent"; a push subscription that is gone the web push backend deletes itself)."""
 
     def __init__(self, reason: str, *, code: str = "", action: str = ""):
         super().__init__(reason, code=code)
@@ -30,6 +30,16 @@ class TransientSendError(SendError):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class PushTarget:
+    """One browser's push subscription, as the dispatcher loads it with the batch."""
+
+    id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
 @dataclass
 class Message:
     delivery_id: int
@@ -41,6 +51,8 @@ class Message:
     body: str
     url: str = ""
     extra: dict = field(default_factory=dict)
+    # Push: every live subscription of the member, newest first (``to`` is the newest's endpoint).
+    subscriptions: tuple[PushTarget, ...] = ()
 
 
 class ChannelBackend:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from py_vapid import Vapid02
 from pywebpush import WebPushException, webpush
 
-from .base import ChannelBackend, Message, PermanentSendError, TransientSendError
+from .base import ChannelBackend, Message, PermanentSendError, PushTarget, TransientSendError
 
 MAX_PAYLOAD = 3800  # the push services' limit is 4 KB of encrypted payload; stay under it
 TTL = 4 * 24 * 3600
@@ -83,28 +83,60 @@ def vapid_headers(*, private_key: str, subject: str, endpoint: str) -> dict:
 
 
 class WebPushBackend(ChannelBackend):
+    """Sends a message to every live subscription of the member (``message.subscriptions``, loaded
+    by the dispatcher with its batch: no query per message).
+
+    The message is sent once one push service accepted it (a subscription that was busy misses
+    this one). A subscription answered 404/410 is deleted, the member's others stay. When none
+    accepted, a busy one makes it a retry; otherwise it failed, "every subscription gone" when all
+    answered 404/410. The writes — last success, deletions — wait for ``flush()``: one statement
+    each per chunk of messages."""
+
     channel = "push"
 
     def __init__(self, *, private_key: str, subject: str):
         self.private_key = private_key
         self.subject = subject
+        self._accepted: list[int] = []
+        self._gone: list[int] = []
 
     def send(self, message: Message) -> str:
-        from notifications.models import PushSubscription
+        if not message.subscriptions:
+            raise PermanentSendError("the member has no push subscription any more")
+        accepted: list[str] = []
+        busy: list[TransientSendError] = []
+        refused: list[PermanentSendError] = []
+        for target in message.subscriptions:
+            try:
+                accepted.append(self._push(target, message))
+            except TransientSendError as exc:
+                busy.append(exc)
+            except PermanentSendError as exc:
+                refused.append(exc)
+                if exc.action == "delete_subscription":
+                    self._gone.append(target.id)
+            else:
+                self._accepted.append(target.id)
+        if accepted:
+            return accepted[0]
+        if busy:
+            waits = [exc.retry_after for exc in busy if exc.retry_after is not None]
+            raise TransientSendError(busy[0].reason, code=busy[0].code, retry_after=max(waits) if waits else None)
+        kept = [exc for exc in refused if exc.action != "delete_subscription"]
+        if kept:
+            raise kept[0]
+        codes = "/".join(sorted({exc.code for exc in refused}))
+        raise PermanentSendError(f"every push subscription of the member has expired (push service answered {codes})",
+                                 code=refused[0].code)  # fmt: skip
 
-        subscription = PushSubscription.objects.filter(endpoint=message.to, member_id=message.member_id).first()
-        if subscription is None:
-            raise PermanentSendError("the push subscription is gone")
+    def _push(self, target: PushTarget, message: Message) -> str:
         try:
             response = webpush(
-                subscription_info={
-                    "endpoint": subscription.endpoint,
-                    "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
-                },  # fmt: skip
+                subscription_info={"endpoint": target.endpoint, "keys": {"p256dh": target.p256dh, "auth": target.auth}},
                 data=push_payload(message),
                 ttl=TTL,
                 headers={
-                    **vapid_headers(private_key=self.private_key, subject=self.subject, endpoint=subscription.endpoint),
+                    **vapid_headers(private_key=self.private_key, subject=self.subject, endpoint=target.endpoint),
                     "Urgency": "normal",
                     "Topic": f"wb{message.extra.get('send_id', '')}"[:32],
                 },
@@ -124,5 +156,13 @@ class WebPushBackend(ChannelBackend):
             raise PermanentSendError(f"push service refused: {status} {exc.message}", code=str(status)) from exc
         except requests.RequestException as exc:
             raise TransientSendError(f"push service unreachable: {exc}") from exc
-        PushSubscription.objects.filter(pk=subscription.pk).update(last_success_at=timezone.now())
         return response.headers.get("Location", "") or f"push-{message.delivery_id}"
+
+    def flush(self) -> None:
+        from notifications.models import PushSubscription
+
+        if self._accepted:
+            PushSubscription.objects.filter(pk__in=self._accepted).update(last_success_at=timezone.now())
+        if self._gone:
+            PushSubscription.objects.filter(pk__in=self._gone).delete()
+        self._accepted, self._gone = [], []

@@ -177,3 +177,33 @@ def test_the_upload_page_imports_a_good_file(owner_client, business):
     response = owner_client.post("/members/import/", {"members_file": upload, "visits_file": visits})
 
     assert "Imported 2 members and 4 visits" in response.content.decode()
+
+
+def _import_queries(business, rows: int, first: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    lines = [f"M{first + i:05d},R{i},+60123{first + i:06d},r{first + i}@example.com,yes,yes" for i in range(rows)]
+    members = "card_code,first_name,phone,email,consent_sms,consent_email\n" + "\n".join(lines) + "\n"
+    with CaptureQueriesContext(connection) as ctx:
+        report = run_import(business, members=members, visits="")
+    assert (report.members, report.suppressed) == (rows, 1)
+    return len(ctx.captured_queries)
+
+
+def test_the_import_checks_the_suppression_list_once_per_file_not_per_row(business):
+    # given an erased member's phone and email, each of which is in both files
+    for value in ("+60123000001", "r100@example.com"):
+        erased = member_make(business, phone=value if value.startswith("+") else "",
+                             email="" if value.startswith("+") else value)  # fmt: skip
+        with scope(business=business.pk):
+            services.member_erase(member=erased)
+
+    few = _import_queries(business, 3, first=0)  # row 2 has the erased phone
+    many = _import_queries(business, 40, first=100)  # row 1 has the erased email
+
+    assert few == many
+    with scope(business=business.pk):
+        assert not Member.objects.filter(phone="+60123000001", consent_sms=True).exists()
+        assert Member.objects.get(email="r100@example.com").consent_email is False
+        assert Member.objects.get(email="r101@example.com").consent_email is True

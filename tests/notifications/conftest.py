@@ -1,9 +1,9 @@
 import pytest
 
+from tests.conftest import TWILIO_TOKEN as TOKEN  # noqa: F401  (the webhook tests sign with it)
 from tests.conftest import business_make
-from tests.fakes import FakePushService, FakeTwilio
+from tests.fakes import FakePushService
 
-TOKEN = "test-auth-token-0123456789abcdef"  # Twilio's auth token in tests
 VAPID_PRIVATE = "ZcOQat6KwzNmI9gpz7aN6_MqTeuRhhRwrNmdy2zFqhg"
 VAPID_PUBLIC = "BBQciPvgqclwSYMpqlQBLXMDbuc-c0U9q8mNqqE-3-4Eawyh3cZ0y2PRLSIM1sEpZNNtIyGr8JDfGCGHpAUstjs"
 
@@ -16,19 +16,6 @@ def push(settings):
         settings.VAPID_PUBLIC_KEY = VAPID_PUBLIC
         settings.VAPID_SUBJECT = "mailto:ops@winback.example"
         settings.PUSH_SERVICE_HOSTS = ["127.0.0.1"]  # the allowlist, widened to the local fake
-        yield fake
-
-
-@pytest.fixture
-def twilio(settings):
-    with FakeTwilio() as fake:
-        settings.TWILIO_ACCOUNT_SID = "AC" + "0" * 32
-        settings.TWILIO_AUTH_TOKEN = TOKEN
-        settings.TWILIO_API_BASE = fake.url
-        settings.SITE_URL = "https://winback.example"
-        from notifications.channels.twilio import twilio_client
-
-        twilio_client.cache_clear()
         yield fake
 
 
