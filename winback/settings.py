@@ -187,7 +187,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: every answer, errors included, has the one documented shape (browse at /api/docs/).
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON nested at most 32 levels: deeper is the API's 400, not the decoder's RecursionError (a 500).
+    "DEFAULT_PARSER_CLASSES": ["winback.parsers.BoundedJSONParser"],
     # Pagination (winback.api.Cursor) and throttles (winback.api.ScopedThrottle) are set on the
     # base views: naming them here would import winback.api while DRF itself is being imported.
     "DEFAULT_THROTTLE_RATES": {
