@@ -115,6 +115,16 @@ def test_the_api_token_endpoint_refuses_a_locked_account_in_the_apis_error_shape
     assert int(response["Retry-After"]) > 0
 
 
+def test_the_apis_lockout_answer_keeps_its_cors_headers(owner, settings):
+    settings.API_CORS_ALLOWED_ORIGINS = ["https://app.example"]
+    wrong_tries("owner@kopi.example", 6)
+
+    response = APIClient().post("/api/v1/auth/token/", {"email": "owner@kopi.example", "password": "x"},
+                                format="json", HTTP_ORIGIN="https://app.example")  # fmt: skip
+
+    assert (response.status_code, response["Access-Control-Allow-Origin"]) == (429, "https://app.example")
+
+
 def test_wrong_passwords_through_the_api_count_toward_the_account_lock(owner):
     api = APIClient(REMOTE_ADDR="192.0.2.51")
     body = {"email": "owner@kopi.example", "password": "nope"}
