@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -13,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from notifications.models import DeliveryStatus
+from winback import csvsafe
 from winback.tenancy import OWNER_ROLES, role_required
 
 from . import charts, selectors, services
@@ -127,7 +126,7 @@ def campaign_export(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = _campaign(campaign_id)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-sends.csv"'
-    writer = csv.writer(response)
+    writer = csvsafe.writer(response)  # a member's name may be a formula: written as text
     writer.writerow(["night", "send_number", "arm", "outcome", "card_code", "first_name", "opened_at", "deliveries_sent",
                      "won_back", "revenue"])  # fmt: skip
     for send in campaign_sends_export(campaign).iterator(chunk_size=2000):

@@ -27,10 +27,19 @@ class BusinessAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "timezone", "currency", "program_type", "is_active", "created_at"]
     search_fields = ["name", "slug"]
 
+    # The platform's only: a team sees its business through the settings page, not here. Django
+    # calls the object permissions with ``obj`` (one shared one-argument method answered 500).
     def has_module_permission(self, request):
         return request.user.is_superuser
 
-    has_view_permission = has_add_permission = has_change_permission = has_module_permission
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Q, QuerySet
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from .models import Member, MemberStatus, Visit
@@ -77,3 +79,15 @@ def member_consents(*, member: Member) -> list[dict]:
     for event in ConsentEvent.objects.filter(member=member).order_by("-occurred_at", "-pk"):
         latest.setdefault(event.channel, event)
     return [{"channel": c, "granted": member.has_consent(c), "event": latest.get(c)} for c in CHANNELS]
+
+
+def users_locked_out(*, usernames: list[str], now) -> set[str]:
+    """Which of these accounts django-axes refuses now: their failed tries within the cool-off
+    add up to the failure limit (one query for the whole team page)."""
+    rows = (
+        AccessAttempt.objects.filter(username__in=usernames, attempt_time__gte=now - settings.AXES_COOLOFF_TIME)
+        .values("username")
+        .annotate(failures=Sum("failures_since_start"))
+        .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+    )
+    return {row["username"] for row in rows}

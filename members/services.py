@@ -532,6 +532,14 @@ def membership_remove(*, membership: Membership) -> None:
     membership.delete()
 
 
+def membership_unlock(*, membership: Membership) -> int:
+    """Let a team member locked out for wrong passwords sign in again: their failed tries are
+    forgotten (every address's). An address locked by tries on other accounts stays locked."""
+    from axes.utils import reset
+
+    return reset(username=membership.user.username)
+
+
 def invitation_send(*, invitation: Invitation, link: str) -> None:
     from django.core.mail import send_mail
 

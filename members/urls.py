@@ -20,4 +20,5 @@ urlpatterns = [
     path("settings/", views.business_settings, name="settings"),
     path("settings/team/", views.team, name="team"),
     path("settings/team/<int:membership_id>/", views.team_member_update, name="team-member-update"),
+    path("settings/team/<int:membership_id>/unlock/", views.team_member_unlock, name="team-member-unlock"),
 ]

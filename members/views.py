@@ -12,6 +12,7 @@ from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from winback.tenancy import ALL_ROLES, OWNER_ROLES, role_required
@@ -320,7 +321,8 @@ def team(request: HttpRequest) -> HttpResponse:
             services.invitation_send(invitation=invitation, link=invite_link)
             messages.success(request, f"Invitation sent to {invitation.email}.")
             form = InviteForm()
-    memberships = Membership.objects.select_related("user").order_by("role", "user__username")
+    memberships = list(Membership.objects.select_related("user").order_by("role", "user__username"))
+    locked = selectors.users_locked_out(usernames=[m.user.username for m in memberships], now=timezone.now())
     invitations = Invitation.objects.filter(accepted_at__isnull=True, revoked_at__isnull=True).order_by("-created_at")
     return render(
         request,
@@ -328,6 +330,7 @@ def team(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "memberships": memberships,
+            "locked_out": locked,
             "invitations": invitations,
             "invite_link": invite_link,
             "roles": Role.choices,
@@ -351,6 +354,15 @@ def team_member_update(request: HttpRequest, membership_id: int) -> HttpResponse
             messages.success(request, f"{membership.user.username} is now {membership.get_role_display()}.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
+    return redirect("members:team")
+
+
+@role_required("owner")
+@require_POST
+def team_member_unlock(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership.objects.select_related("user"), pk=membership_id)
+    services.membership_unlock(membership=membership)
+    messages.success(request, f"{membership.user.username} can sign in again.")
     return redirect("members:team")
 
 

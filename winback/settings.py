@@ -7,6 +7,7 @@ missing and pass ``manage.py check --deploy``.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "members",
     "campaigns",
     "notifications",
@@ -62,6 +64,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "winback.tenancy.TenantMiddleware",
+    # Last, as axes asks: turns a sign-in refused for a lockout into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "winback.urls"
@@ -106,10 +110,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["members.auth.EmailBackend"]
+# django-axes first: it refuses a locked-out account or address before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "members.auth.EmailBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Password guessing (django-axes), on the sign-in form, the admin's and the API's token endpoint:
+# the LOGIN_FAILURE_LIMIT-th wrong try on one account (from anywhere), or from one address (on any
+# accounts), locks it: that try and every later one are refused, the right password included,
+# until LOGIN_COOLOFF_MINUTES pass without a try, or the owner unlocks the account on the team page
+# (a superuser: the admin's access attempts). The address is the API throttles' (API_NUM_PROXIES).
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=6)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: the account, and the address
+AXES_CLIENT_IP_CALLABLE = "members.auth.login_address"  # winback.api.client_ip, as an IP address
+AXES_USERNAME_CALLABLE = "members.auth.login_username"  # as the backend reads it: case and spaces do not count
+AXES_LOCKOUT_CALLABLE = "members.auth.lockout_response"  # the sign-in page, or the API's JSON error
+AXES_HTTP_RESPONSE_CODE = 429
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
@@ -187,7 +206,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: every answer, errors included, has the one documented shape (browse at /api/docs/).
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON nested at most 32 levels: deeper is the API's 400, not the decoder's RecursionError (a 500).
+    "DEFAULT_PARSER_CLASSES": ["winback.parsers.BoundedJSONParser"],
     # Pagination (winback.api.Cursor) and throttles (winback.api.ScopedThrottle) are set on the
     # base views: naming them here would import winback.api while DRF itself is being imported.
     "DEFAULT_THROTTLE_RATES": {

@@ -3,6 +3,7 @@ a member, a point-of-sale key and an owner: no server error, no response outside
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -111,3 +112,37 @@ def test_every_operation_as_a_member_a_point_of_sale_key_and_an_owner(case, fuzz
     for caller in ("member", "pos", "owner"):
         cache.clear()  # throttles are not under test here
         case.call_and_validate(headers={**(case.headers or {}), **fuzz_world[caller]}, excluded_checks=EXCLUDED)
+
+
+# --- deeply nested bodies ------------------------------------------------------------------------
+
+# Far past any recursion limit (Hypothesis raises Python's while a test runs): the decoder alone
+# raised RecursionError, a 500 HTML page.
+NESTED = 100_000
+
+
+def deep_bodies(generated) -> list[bytes]:
+    """Raw JSON nested ``NESTED`` levels: arrays, objects, and inside a field of the generated body."""
+    deep_array = "[" * NESTED + "]" * NESTED
+    bodies = [deep_array, '{"a": ' * NESTED + "1" + "}" * NESTED]
+    if isinstance(generated, dict) and generated:
+        first, *rest = generated
+        fields = [f"{json.dumps(first)}: {deep_array}"] + [f"{json.dumps(k)}: {json.dumps(generated[k])}" for k in rest]
+        bodies.append("{" + ", ".join(fields) + "}")
+    return [body.encode() for body in bodies]
+
+
+@pytest.mark.django_db(transaction=True)
+@schema.include(lambda ctx: "requestBody" in ctx.operation.definition.raw).parametrize()
+@settings(FUZZ, max_examples=2)
+def test_every_operation_with_a_body_answers_deeply_nested_json_with_a_4xx(case, fuzz_world):
+    generated = case.body
+    for caller in ("member", "pos", "owner"):
+        for body in deep_bodies(generated):
+            cache.clear()
+            case.body = body
+            response = case.call_and_validate(
+                headers={**(case.headers or {}), **fuzz_world[caller], "Content-Type": "application/json"},
+                excluded_checks=EXCLUDED,
+            )
+            assert 400 <= response.status_code < 500, (caller, response.status_code, response.text[:200])
