@@ -17,8 +17,9 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 from django_scopes import scope, scopes_disabled
 from knox.models import AuthToken
 
-from campaigns.models import EvaluationRun
+from campaigns.models import EvaluationFailure, EvaluationRun
 from members import services
+from members.models import OneTimeCode, WalletReward
 from notifications.models import DeliveryEvent, PushSubscription, RecordedMessage
 from tests.api.conftest import send_make
 from tests.conftest import client_for, visit_make
@@ -27,15 +28,16 @@ from winback.admin_site import WinbackAdminSite
 # What each team role may open (app_label.model_name); every other model is the superuser's only.
 TEAM_VIEW = {
     "owner": {
-        "members.membership", "members.member", "members.visit", "campaigns.campaign", "campaigns.campaignsend",
+        "members.membership", "members.member", "members.visit", "members.walletreward", "members.onetimecode",
+        "campaigns.campaign", "campaigns.campaignsend",
         "campaigns.evaluationrun", "notifications.delivery", "notifications.recordedmessage",
         "notifications.pushsubscription",
     },
     "manager": {
-        "members.member", "members.visit", "campaigns.campaign", "campaigns.campaignsend", "campaigns.evaluationrun",
+        "members.member", "members.visit", "members.walletreward", "members.onetimecode", "campaigns.campaign", "campaigns.campaignsend", "campaigns.evaluationrun",
         "notifications.delivery", "notifications.recordedmessage", "notifications.pushsubscription",
     },
-    "staff": {"members.member", "members.visit"},
+    "staff": {"members.member", "members.visit", "members.walletreward"},
 }  # fmt: skip
 # Records nobody adds by hand, the superuser included (django-axes's access logs and attempts).
 NEVER_ADDED = {"axes.accessattempt", "axes.accesslog", "axes.accessfailurelog"}
@@ -74,6 +76,14 @@ def admin_data(business, owner, member):
         PushSubscription.objects.create(
             business=business, member=member, endpoint="https://push.example.com/x", p256dh="k", auth="a"
         )
+        WalletReward.objects.create(business=business, member=member, kind="free_item", title="A coffee",
+                                    code="ABCDEFGH23", status="available", offered_at=now, claimed_at=now)  # fmt: skip
+        OneTimeCode.objects.create(business=business, member=member, identifier_digest="i" * 64, ip_digest="p" * 64,
+                                   channel="sms", code_digest="c" * 64, created_at=now,
+                                   expires_at=now + timedelta(minutes=10))  # fmt: skip
+    with scopes_disabled():
+        EvaluationFailure.objects.create(business=business, local_date=send.local_date, error="KeyError: 'expiry_days'",
+                                         first_failed_at=now, failed_at=now, retry_at=now + timedelta(minutes=5))  # fmt: skip
     AuthToken.objects.create(owner, expiry=timedelta(days=1))
     Group.objects.create(name="Support")
     interval = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.DAYS)
