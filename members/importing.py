@@ -270,6 +270,48 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[i : i + size]
 
 
+# Values these columns take as they are (already checked and typed); others are prepared by their field.
+_PLAIN = {"CharField", "TextField", "BooleanField", "IntegerField", "PositiveIntegerField", "ForeignKey"}
+
+
+def _insert(model, rows: list[dict], *, now: datetime, returning: tuple[str, ...] = ()) -> list[tuple]:
+    """Multi-row INSERTs of values already checked, without a model instance per row (building and
+    preparing those was most of a big import's time in ``bulk_create``). Columns the rows leave
+    out get the field's default, prepared once. Every row has the same keys (attnames)."""
+    if not rows:
+        return []
+    qn = connection.ops.quote_name
+    given, constants = [], []
+    for f in model._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        if f.attname in rows[0]:
+            given.append(f)
+        else:
+            default = now if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False) else f.get_default()
+            constants.append((f, f.get_db_prep_save(default, connection)))
+    prepare = [(f.attname, None if f.get_internal_type() in _PLAIN else f) for f in given]
+    fixed = [value for _, value in constants]
+    columns = ", ".join(qn(f.column) for f in [*given, *(f for f, _ in constants)])
+    one = "(" + ", ".join(["%s"] * (len(given) + len(fixed))) + ")"
+    back = f" RETURNING {', '.join(qn(model._meta.get_field(r).column) for r in returning)}" if returning else ""
+    per = max(1, min(CHUNK, 30_000 // (len(given) + len(fixed))))  # SQLite: 32,766 parameters a statement
+    out: list[tuple] = []
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows, per):
+            params: list = []
+            for row in chunk:
+                params.extend(row[a] if f is None else f.get_db_prep_save(row[a], connection) for a, f in prepare)
+                params.extend(fixed)
+            cursor.execute(
+                f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES {', '.join([one] * len(chunk))}{back}",
+                params,
+            )
+            if returning:
+                out.extend(cursor.fetchall())
+    return out
+
+
 def _members_by_code(*, business: Business, codes: list[str]) -> dict[str, tuple[int, int, int, Decimal]]:
     """Existing members of these card codes: (pk, stamps, points, total spent); a few queries."""
     found = {}
@@ -314,10 +356,11 @@ def members_import(
     report = ImportReport()
     now = timezone.now()
     today = timezone.localdate(now, business.tzinfo)
-    new_members: list[tuple[Member, dict[str, bool], int, int]] = []
+    new_members: list[tuple[dict, dict[str, bool], int, int]] = []
     seen_codes: dict[str, int] = {}
     totals: dict[str, _Totals] = {}
     checked = 0
+    recorded_by_id = recorded_by.pk if recorded_by is not None else None
 
     def tick() -> None:
         nonlocal checked
@@ -355,19 +398,19 @@ def members_import(
         except _Bad as exc:
             report.errors.append(RowError(MEMBERS_FILE, line, str(exc), exc.column))
             continue
-        member = Member(
-            business=business,
-            first_name=first_name,
-            last_name=last_name,
-            phone=phone,
-            email=email,
-            birthday=birthday,
-            joined_on=joined,
-            card_code=code or card_code_new(),
-        )
+        member = {
+            "business_id": business.pk,
+            "first_name": first_name,
+            "last_name": last_name,
+            "phone": phone,
+            "email": email,
+            "birthday": birthday,
+            "joined_on": joined,
+            "card_code": code or card_code_new(),
+        }
         if code:
             seen_codes[code] = line
-        totals[member.card_code] = _Totals(stamps=stamps, points=points)
+        totals[member["card_code"]] = _Totals(stamps=stamps, points=points)
         new_members.append((member, consents, stamps, points))
 
     taken = _members_by_code(business=business, codes=list(seen_codes))
@@ -376,7 +419,7 @@ def members_import(
             RowError(MEMBERS_FILE, seen_codes[code], f"card code {code} already belongs to a member", "card_code")
         )
 
-    parsed_visits: list[tuple[int, str, Visit]] = []
+    parsed_visits: list[tuple[int, str, dict]] = []
     if visits_csv.strip():
         for line, row in _records(visits_csv, VISITS_FILE, VISIT_COLUMNS, {"card_code", "occurred_at"}, report):
             tick()
@@ -387,16 +430,17 @@ def members_import(
                 when = _when(row.get("occurred_at", ""), business)
                 if when > now:
                     raise _Bad("occurred_at", f"occurred_at {row['occurred_at']} is in the future")
-                visit = Visit(
-                    business=business,
-                    kind=kind,
-                    stamps_delta=_int(row, "stamps"),
-                    points_delta=_int(row, "points"),
-                    amount=_amount(row),
-                    occurred_at=when,
-                    recorded_by=recorded_by,
-                    source=VisitSource.IMPORT,
-                )
+                visit = {
+                    "business_id": business.pk,
+                    "kind": kind,
+                    "stamps_delta": _int(row, "stamps"),
+                    "points_delta": _int(row, "points"),
+                    "amount": _amount(row),
+                    "occurred_at": when,
+                    "recorded_by_id": recorded_by_id,
+                    "source": VisitSource.IMPORT,
+                    "note": "",
+                }
             except _Bad as exc:
                 report.errors.append(RowError(VISITS_FILE, line, str(exc), exc.column))
                 continue
@@ -410,8 +454,8 @@ def members_import(
             report.errors.append(RowError(VISITS_FILE, line, f"no member with card code {code}", "card_code"))
             continue
         try:
-            spent = visit.amount if visit.kind == VisitKind.PURCHASE else None
-            totals[code].add(stamps=visit.stamps_delta, points=visit.points_delta, spent=spent)
+            spent = visit["amount"] if visit["kind"] == VisitKind.PURCHASE else None
+            totals[code].add(stamps=visit["stamps_delta"], points=visit["points_delta"], spent=spent)
         except _Bad as exc:
             report.errors.append(RowError(VISITS_FILE, line, str(exc), exc.column))
     progress.checked(checked)
@@ -429,56 +473,60 @@ def members_import(
             for member, consents, _, _ in chunk:
                 if suppressed and any(
                     suppression_digest(business=business, value=v) in suppressed
-                    for v in (member.phone, member.email)
+                    for v in (member["phone"], member["email"])
                     if v
                 ):
                     consents.clear()
                     report.suppressed += 1
-                for channel, value in consents.items():
-                    setattr(member, f"consent_{channel}", value)
-            Member.objects.bulk_create([m for m, *_ in chunk], batch_size=CHUNK)
-            member_ids.extend(m.pk for m, *_ in chunk)
-            ConsentEvent.objects.bulk_create(
+                for channel in CHANNELS:
+                    member[f"consent_{channel}"] = consents.get(channel, False)
+            ids = dict(_insert(Member, [m for m, *_ in chunk], now=now, returning=("card_code", "id")))
+            member_ids.extend(ids.values())
+            _insert(
+                ConsentEvent,
                 [
-                    ConsentEvent(
-                        business=business,
-                        member=m,
-                        channel=c,
-                        granted=True,
-                        source=ConsentSource.IMPORT,
-                        occurred_at=now,
-                    )
+                    {
+                        "business_id": business.pk,
+                        "member_id": ids[m["card_code"]],
+                        "channel": c,
+                        "granted": True,
+                        "source": ConsentSource.IMPORT,
+                        "occurred_at": now,
+                    }
                     for m, consents, _, _ in chunk
                     for c, v in consents.items()
                     if v
                 ],
-                batch_size=CHUNK,
+                now=now,
             )
-            Visit.objects.bulk_create(
+            _insert(
+                Visit,
                 [
-                    Visit(
-                        business=business,
-                        member=m,
-                        kind=VisitKind.ADJUSTMENT,
-                        stamps_delta=stamps,
-                        points_delta=points,
-                        occurred_at=now,
-                        recorded_by=recorded_by,
-                        source=VisitSource.IMPORT,
-                        note="Opening balance",
-                    )
+                    {
+                        "business_id": business.pk,
+                        "member_id": ids[m["card_code"]],
+                        "kind": VisitKind.ADJUSTMENT,
+                        "stamps_delta": stamps,
+                        "points_delta": points,
+                        "occurred_at": now,
+                        "recorded_by_id": recorded_by_id,
+                        "source": VisitSource.IMPORT,
+                        "note": "Opening balance",
+                    }
                     for m, _, stamps, points in chunk
                     if stamps or points
                 ],
-                batch_size=CHUNK,
+                now=now,
             )
+            for member, *_ in chunk:
+                member["id"] = ids[member["card_code"]]
             written += len(chunk)
             progress.written(written)
-        by_code = {m.card_code: m.pk for m, *_ in new_members}
+        by_code = {m["card_code"]: m["id"] for m, *_ in new_members}
         for chunk in _chunks(parsed_visits, CHUNK):
             for _, code, visit in chunk:
-                visit.member_id = by_code[code] if code in by_code else existing[code][0]
-            Visit.objects.bulk_create([v for _, _, v in chunk], batch_size=CHUNK)
+                visit["member_id"] = by_code[code] if code in by_code else existing[code][0]
+            _insert(Visit, [v for _, _, v in chunk], now=now)
             written += len(chunk)
             progress.written(written)
         touched = member_ids + [pk for pk, *_ in existing.values()]
