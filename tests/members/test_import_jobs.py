@@ -11,6 +11,7 @@ from django_scopes import scope, scopes_disabled
 from members import importing
 from members.importing import JobProgress, import_job_run
 from members.models import ImportJob, ImportStatus, Member
+from members.tasks import import_job_run_task
 from tests.conftest import on_postgresql
 from tests.members.test_importing import MEMBERS, VISITS
 
@@ -200,3 +201,22 @@ def test_progress_is_seen_by_another_connection_while_the_import_transaction_is_
 
     assert seen() == (10, 4)  # and a rollback does not take it back
     assert only_job(business).status == ImportStatus.QUEUED
+
+
+def test_the_task_with_another_business_job_id_changes_nothing(business, other_business):
+    theirs = job_make(other_business, members_csv="first_name\nMallory\n", total_rows=1)
+
+    result = import_job_run_task.apply(kwargs={"business_id": business.pk, "job_id": theirs.pk})
+
+    assert result.get() == "missing"
+    with scopes_disabled():
+        assert ImportJob.objects.get(pk=theirs.pk).status == "queued"
+        assert not Member.objects.filter(first_name="Mallory").exists()
+
+
+def test_the_task_runs_the_job_in_its_business_scope(business):
+    job = job_make(business, members_csv="first_name\nWei\n", total_rows=1)
+
+    assert import_job_run_task.apply(kwargs={"business_id": business.pk, "job_id": job.pk}).get() == "done"
+    with scope(business=business.pk):
+        assert Member.objects.get().first_name == "Wei"
