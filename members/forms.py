@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from .counter import code_normalise
+from .importing import ImportFailed, import_file_check
 from .models import MemberStatus, Role, VisitKind
 
 OTHER_KINDS = [
@@ -80,6 +81,9 @@ class MemberFilterForm(forms.Form):
 
 
 class ImportForm(forms.Form):
+    """The upload's checks made at once (size, encoding, header, row limit); the rows themselves
+    are checked by the import job."""
+
     members_file = forms.FileField(label="Members CSV")
     visits_file = forms.FileField(label="Visits CSV (optional)", required=False)
 
@@ -96,11 +100,20 @@ class ImportForm(forms.Form):
         except UnicodeDecodeError:
             raise forms.ValidationError({name: "The file is not UTF-8 text; save it as “CSV UTF-8”."}) from None
 
+    def _rows(self, name: str, text: str, *, visits: bool) -> int:
+        try:
+            return import_file_check(text=text, visits=visits)
+        except ImportFailed as exc:
+            raise forms.ValidationError({name: [str(e) for e in exc.report.errors]}) from None
+
     def clean(self):
         data = super().clean()
         if not self.errors:
             data["members_text"] = self._text("members_file")
             data["visits_text"] = self._text("visits_file")
+            data["total_rows"] = self._rows("members_file", data["members_text"], visits=False)
+            if data["visits_text"].strip():
+                data["total_rows"] += self._rows("visits_file", data["visits_text"], visits=True)
         return data
 
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 from notifications.channels import TransientSendError
 from winback.tenancy import TenantTask
 
-from . import apiauth, wallet
+from . import apiauth, importing, wallet
 
 
 @shared_task(name="members.rewards_expire", ignore_result=True)
@@ -32,3 +32,8 @@ def code_send_task(self, *, business_id: int, code_id: int, code: str) -> str:
         raise self.retry(
             exc=exc, countdown=apiauth.code_send_retry_in(retries=self.request.retries, retry_after=exc.retry_after)
         ) from exc
+
+
+@shared_task(base=TenantTask, name="members.import_job_run", ignore_result=True, acks_late=True)
+def import_job_run_task(*, business_id: int, job_id: int) -> str:
+    return importing.import_job_run(job_id=job_id)

@@ -15,6 +15,8 @@ urlpatterns = [
     ),
     path("members/", views.member_list, name="member-list"),
     path("members/import/", views.member_import, name="member-import"),
+    path("members/import/<int:job_id>/", views.import_job, name="import-job"),
+    path("members/import/<int:job_id>/progress/", views.import_job_progress, name="import-job-progress"),
     path("members/<int:member_id>/", views.member_detail, name="member-detail"),
     path("members/<int:member_id>/erase/", views.member_erase, name="member-erase"),
     path("settings/", views.business_settings, name="settings"),

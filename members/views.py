@@ -29,8 +29,9 @@ from .forms import (
     RoleForm,
     StampForm,
 )
-from .importing import ImportFailed, members_import
+from .importing import import_job_create
 from .models import (
+    ImportJob,
     Invitation,
     Member,
     Membership,
@@ -41,6 +42,7 @@ from .models import (
     VisitSource,
     WalletReward,
 )
+from .tasks import import_job_run_task
 
 # --- the counter -------------------------------------------------------------------------------
 
@@ -212,19 +214,36 @@ def member_erase(request: HttpRequest, member_id: int) -> HttpResponse:
 
 @role_required(*OWNER_ROLES)
 def member_import(request: HttpRequest) -> HttpResponse:
+    """The upload is checked and stored at once; a worker imports it (the page then follows it)."""
     form = ImportForm(request.POST or None, request.FILES or None)
-    report = failure = None
     if request.method == "POST" and form.is_valid():
-        try:
-            report = members_import(
-                business=request.business,
-                members_csv=form.cleaned_data["members_text"],
-                visits_csv=form.cleaned_data["visits_text"],
-                recorded_by=request.user,
-            )
-        except ImportFailed as exc:
-            failure = exc.report
-    return render(request, "members/member_import.html", {"form": form, "report": report, "failure": failure})
+        data = form.cleaned_data
+        job = import_job_create(
+            business=request.business,
+            created_by=request.user,
+            members_name=data["members_file"].name,
+            members_csv=data["members_text"],
+            visits_name=data["visits_file"].name if data["visits_file"] else "",
+            visits_csv=data["visits_text"],
+            total_rows=data["total_rows"],
+            enqueue=lambda job: import_job_run_task.delay(business_id=job.business_id, job_id=job.pk),
+        )
+        return redirect("members:import-job", job_id=job.pk)
+    jobs = ImportJob.objects.select_related("created_by").defer("members_csv", "visits_csv").order_by("-created_at")
+    return render(request, "members/member_import.html", {"form": form, "jobs": jobs[:10]})
+
+
+@role_required(*OWNER_ROLES)
+def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One import: its progress bar (which polls ``import_job_progress`` while it runs), then its result."""
+    job = get_object_or_404(ImportJob.objects.defer("members_csv", "visits_csv"), pk=job_id)
+    return render(request, "members/import_job.html", {"job": job})
+
+
+@role_required(*OWNER_ROLES)
+def import_job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob.objects.defer("members_csv", "visits_csv"), pk=job_id)
+    return render(request, "members/_import_job.html", {"job": job})
 
 
 # --- business settings ----------------------------------------------------------------------------

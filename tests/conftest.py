@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -31,6 +32,16 @@ def pytest_report_header(config):
     if not on_postgresql():
         lines.append("PostgreSQL-only tests (concurrency, SKIP LOCKED) are deselected: set DATABASE_URL to run them")
     return lines
+
+
+def pytest_configure(config):
+    """Under pytest-xdist every test process shares the broker: each gets a queue of its own, so
+    one process's real worker never takes (or purges) the tasks another process's test sent."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        from winback.celery import app
+
+        app.conf.task_default_queue = f"winback-tests-{worker}"
 
 
 def pytest_collection_modifyitems(config, items):

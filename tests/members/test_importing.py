@@ -4,7 +4,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django_scopes import scope
 
@@ -158,25 +157,96 @@ def test_the_command_imports_and_reports_bad_rows(business, tmp_path):
     assert "members file, line 2" in err.getvalue()
 
 
-def test_the_upload_page_lists_errors_and_imports_nothing(owner_client, business):
-    upload = SimpleUploadedFile("m.csv", b"first_name,phone\nA,+60123456789\nB,12\n", content_type="text/csv")
+def test_a_number_too_big_for_its_column_is_a_line_numbered_error(business):
+    members = "card_code,first_name,stamps\nA1,Ann,1\nA2,Bob,99999999999999999999\n"
 
-    response = owner_client.post("/members/import/", {"members_file": upload})
+    with pytest.raises(ImportFailed) as failed:
+        run_import(business, members=members, visits="")
 
-    body = response.content.decode()
-    assert "Nothing was imported" in body
-    assert "<td>3</td>" in body
+    [error] = failed.value.report.errors
+    assert (error.line, error.field) == (3, "stamps")
+    assert "99999999999999999999 is too large" in error.message
     with scope(business=business.pk):
         assert Member.objects.count() == 0
 
 
-def test_the_upload_page_imports_a_good_file(owner_client, business):
-    upload = SimpleUploadedFile("m.csv", MEMBERS.encode("utf-8-sig"), content_type="text/csv")
-    visits = SimpleUploadedFile("v.csv", VISITS.encode(), content_type="text/csv")
+def test_visits_that_add_up_past_the_balance_column_are_a_line_numbered_error(business):
+    visits = "card_code,occurred_at,points\nK001,2025-01-01,2000000000\nK001,2025-01-02,2000000000\n"
 
-    response = owner_client.post("/members/import/", {"members_file": upload, "visits_file": visits})
+    with pytest.raises(ImportFailed) as failed:
+        run_import(business, visits=visits)
 
-    assert "Imported 2 members and 4 visits" in response.content.decode()
+    [error] = failed.value.report.errors
+    assert (error.file, error.line, error.field) == ("visits file", 3, "points")
+
+
+def test_an_unterminated_quote_is_a_line_numbered_error_not_a_name_swallowing_the_next_rows(business):
+    members = 'first_name,last_name\nAnn,Tan\n"Bob,Lee\nCid,Ong\nDee,Woo\n'
+
+    with pytest.raises(ImportFailed) as failed:
+        run_import(business, members=members, visits="")
+
+    [error] = failed.value.report.errors
+    assert error.line == 3
+    assert "quote" in error.message
+    with scope(business=business.pk):
+        assert Member.objects.count() == 0
+
+
+def test_a_quote_closed_rows_later_is_a_line_numbered_error(business):
+    members = 'first_name,last_name\nAnn,Tan\n"Bob,Lee\nCid,""\nDee",Woo\n'
+
+    with pytest.raises(ImportFailed) as failed:
+        run_import(business, members=members, visits="")
+
+    [error] = failed.value.report.errors
+    assert (error.line, error.field) == (3, "first_name")
+    assert "line break" in error.message
+
+
+def test_an_over_long_first_name_is_an_error_naming_the_field_and_the_limit(business):
+    members = f"first_name,last_name\n{'A' * 81},Tan\n"
+
+    with pytest.raises(ImportFailed) as failed:
+        run_import(business, members=members, visits="")
+
+    [error] = failed.value.report.errors
+    assert (error.line, error.field) == (2, "first_name")
+    assert "81 characters" in error.message and "at most 80" in error.message
+
+
+def test_formulas_in_cells_are_imported_as_plain_text(business):
+    members = (
+        "card_code,first_name,last_name\n"
+        'F1,"=HYPERLINK(""http://evil.example"",""x"")",@SUM(A1)\n'
+        "F2,+cmd|' /C calc'!A0,-2+3\n"
+    )
+
+    report = run_import(business, members=members, visits="")
+
+    assert report.members == 2
+    with scope(business=business.pk):
+        assert Member.objects.values_list("first_name", "last_name").order_by("card_code")[::1] == [
+            ('=HYPERLINK("http://evil.example","x")', "@SUM(A1)"),
+            ("+cmd|' /C calc'!A0", "-2+3"),
+        ]
+
+
+def test_a_formula_in_a_number_column_is_not_a_number(business):
+    with pytest.raises(ImportFailed, match="“=1\\+1” is not a whole number"):
+        run_import(business, members="first_name,stamps\nAnn,=1+1\n", visits="")
+
+
+def test_suppressions_are_read_in_one_query_per_file(business, member, django_assert_max_num_queries):
+    with scope(business=business.pk):
+        services.member_erase(member=member)
+    rows = "".join(f"P{i},Wei,+6012555{i:04d},yes\n" for i in range(300))
+
+    # Per row it would be 300 queries; the whole import is a fixed handful.
+    with django_assert_max_num_queries(20):
+        report = run_import(business, members="card_code,first_name,phone,consent_sms\n" + rows, visits="")
+
+    assert report.members == 300
 
 
 def _import_queries(business, rows: int, first: int) -> int:
