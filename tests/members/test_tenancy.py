@@ -133,3 +133,70 @@ def test_member_make_keeps_other_tenants_apart(business, other_business):
     member_make(other_business, card_code="SAME0001")  # the same card code in two businesses is fine
     with scopes_disabled():
         assert Member.objects.filter(card_code="SAME0001").count() == 2
+
+
+# --- the pages added since the first matrix: import jobs, redeeming at the counter, unlocking ----
+
+
+def _rows(business, owner, member, code: str) -> dict[str, int]:
+    """A business's import job, available reward (with its code) and its owner's membership."""
+    from django.utils import timezone
+
+    from members.models import ImportJob, Membership, WalletReward
+
+    now = timezone.now()
+    with scope(business=business.pk):
+        job = ImportJob.objects.create(business=business, created_by=owner, members_name="theirs.csv",
+                                       total_rows=3, created_at=now, updated_at=now)  # fmt: skip
+        reward = WalletReward.objects.create(business=business, member=member, kind="free_item",
+                                             title="A free coffee", code=code, status="available",
+                                             offered_at=now, claimed_at=now)  # fmt: skip
+        membership = Membership.objects.get(business=business, user=owner)
+    return {"job": job.pk, "member": member.pk, "reward": reward.pk, "membership": membership.pk}
+
+
+@pytest.fixture
+def outsider_rows(other_business, other_owner, other_member):
+    return _rows(other_business, other_owner, other_member, "ZZZZ234567")
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/members/import/{job}/"),
+        ("get", "/members/import/{job}/progress/"),
+        ("post", "/stamp/{member}/rewards/{reward}/redeem/"),
+        ("post", "/settings/team/{membership}/unlock/"),
+        ("get", "/admin/members/walletreward/{reward}/change/"),
+    ],
+)
+def test_the_owner_of_a_gets_404_for_business_b_jobs_rewards_and_team(owner_client, outsider_rows, method, url):
+    response = getattr(owner_client, method)(url.format(**outsider_rows))
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/members/import/{job}/"),
+        ("get", "/members/import/{job}/progress/"),
+        ("post", "/stamp/{member}/rewards/{reward}/redeem/"),
+        ("get", "/admin/members/walletreward/{reward}/change/"),
+    ],
+)
+def test_the_same_pages_answer_the_owner_for_their_own_rows(owner_client, business, owner, member, method, url):
+    """The control for the matrix above: the URLs are right, so its 404s come from the scoping."""
+    response = getattr(owner_client, method)(url.format(**_rows(business, owner, member, "YYYY234567")))
+
+    assert response.status_code in (200, 302)
+
+
+def test_a_code_of_business_b_typed_at_the_counter_of_a_is_unknown_and_stays_available(staff_client, outsider_rows):
+    from members.models import WalletReward
+
+    response = staff_client.post("/stamp/redeem/", {"code": "zzzz-234567"})
+
+    assert "No reward with this code" in response.content.decode()
+    with scopes_disabled():
+        assert WalletReward.objects.get(pk=outsider_rows["reward"]).status == "available"
