@@ -184,7 +184,7 @@ def member(business) -> Member:
 
 @pytest.fixture
 def other_member(other_business) -> Member:
-    return member_make(other_business, first_name="Outsider", last_name="Person", phone="+447911123456")
+    return member_make(other_business, first_name="Outsider", last_name="Person", phone="+447400123456")
 
 
 ALL_CHANNELS = {c: {"enabled": True} for c in ("push", "sms", "whatsapp", "email")}

@@ -258,6 +258,8 @@ def test_the_sign_in_rate_throttles_joins_per_client_address(business, settings,
 
 def test_another_business_slug_never_reaches_this_business_member(member, other_business,
                                                                   django_capture_on_commit_callbacks):  # fmt: skip
+    other_business.channel_settings = {"sign_in": {"sms_countries": ["GB", "MY"]}}  # a Malaysian phone in the UK
+    other_business.save()
     client = APIClient()
 
     response = join(client, django_capture_on_commit_callbacks, slug="other", first_name="Wei",
