@@ -220,6 +220,7 @@ def code_send(*, code_id: int, code: str, now: datetime) -> str:
         title=f"Your {business.name} sign-in code",
         body=f"{code} is your {business.name} sign-in code. It expires in {minutes} minutes.",
         extra={"purpose": "sign_in"},
+        secret=code,
     )
     backend = backend_for(row.channel, business=business)
     try:
