@@ -87,6 +87,12 @@ def test_a_member_signs_in_sees_card_and_reward_and_a_push_opens_the_message(pag
     page.evaluate("navigator.serviceWorker.controller.postMessage({type: 'click-latest-notification'})")
     page.wait_for_url(link)
     expect(page.locator("#message-title")).to_have_text("We miss you, Wei!")
+    # The link's page shows a code only to the browser that asks with a POST (the link may be
+    # anyone's): the member asks, and the code stays there on the next visit.
+    expect(page.locator("#reward-code")).to_have_count(0)
+    page.click("#show-code")
+    expect(page.locator("#reward-code")).to_have_text("LATTE12345")
+    page.goto(link)
     expect(page.locator("#reward-code")).to_have_text("LATTE12345")
     shot("wallet-message-opened")
 
