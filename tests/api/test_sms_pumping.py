@@ -151,3 +151,15 @@ def test_another_business_codes_do_not_count_toward_this_cap(business, settings,
     ours = ask(django_capture_on_commit_callbacks, "+60123000099", ip="10.5.1.2")
 
     assert (theirs.status_code, ours.status_code) == (429, 202)
+
+
+def test_a_join_tells_the_phone_refusal_with_the_other_field_errors(business):
+    body = {"business": "kopi", "first_name": "", "phone": "+6581234567"}
+
+    response = APIClient().post(JOIN, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "first_name": ["Enter your first name."],
+        "phone": ["We can only text numbers in Malaysia."],
+    }
