@@ -112,9 +112,15 @@ def sms_destination_check(*, business: Business, phone: str) -> None:
         raise ValidationError({"phone": ["This number can't receive text messages."]})
 
 
+_WITH_THE = {"Bahamas", "Gambia", "Maldives", "Netherlands", "Philippines", "Seychelles"}
+
+
 def _country_name(region: str) -> str:
+    """“Malaysia”, “the United Kingdom”: as it reads after “in”."""
     example = phonenumbers.example_number(region)
-    return (geocoder.country_name_for_number(example, "en") if example else "") or region
+    name = (geocoder.country_name_for_number(example, "en") if example else "") or region
+    plural = name.startswith("United ") or name.endswith(("Republic", "Islands", "Emirates")) or name in _WITH_THE
+    return f"the {name}" if plural else name
 
 
 def _identifier_digest(business: Business, value: str) -> str:

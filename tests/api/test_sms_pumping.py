@@ -79,15 +79,17 @@ def test_a_foreign_mobile_is_refused_with_the_business_country_by_default(
 
 
 @pytest.mark.parametrize("endpoint", [CODE, JOIN])
-def test_a_foreign_country_the_business_allows_is_texted(db, endpoint, django_capture_on_commit_callbacks):
+def test_a_foreign_country_the_business_allows_is_texted(uk, endpoint, django_capture_on_commit_callbacks):
     business_make(name="Kopi Corner", slug="kopi", channel_settings={"sign_in": {"sms_countries": ["MY", "SG"]}})
 
     singapore = ask(django_capture_on_commit_callbacks, "+6581234567", endpoint=endpoint)
     thailand = ask(django_capture_on_commit_callbacks, "+66812345678", endpoint=endpoint)
+    in_the_uk = ask(django_capture_on_commit_callbacks, "+6581234567", slug="tea", endpoint=endpoint)
 
     assert singapore.status_code == 202
     assert thailand.status_code == 400
     assert thailand.json()["error"]["fields"] == {"phone": ["We can only text numbers in Malaysia or Singapore."]}
+    assert in_the_uk.json()["error"]["fields"] == {"phone": ["We can only text numbers in the United Kingdom."]}
 
 
 @pytest.mark.parametrize("endpoint", [CODE, JOIN])
