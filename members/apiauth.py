@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -21,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from django_scopes import scopes_disabled
+from phonenumbers import geocoder
 
 from .models import (
     CHANNELS,
@@ -47,10 +50,19 @@ MEMBER_TOKEN_PREFIX = "wbm_"
 API_KEY_PREFIX = "wbk_"
 
 
+# SMS pumping: the per-business caps (settings, or the business's ``channel_settings["sign_in"]``).
+BUSINESS_WINDOWS = ((timedelta(hours=1), "codes_per_hour", "SIGN_IN_CODES_PER_BUSINESS_HOUR", "the last hour"),
+                    (timedelta(hours=24), "codes_per_day", "SIGN_IN_CODES_PER_BUSINESS_DAY", "the last 24 hours"))  # fmt: skip
+# The number types a text reaches. A fixed line cannot receive one; premium-rate, shared-cost and
+# the like are what SMS pumping sends to (the sender pays, the fraudster's carrier earns).
+TEXTABLE_TYPES = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
 class CodeRateLimited(Exception):
-    def __init__(self, retry_after: int):
-        super().__init__("too many codes requested")
+    def __init__(self, retry_after: int, message: str = ""):
+        super().__init__(message or "too many codes requested")
         self.retry_after = retry_after
+        self.message = message  # said to the caller when set (the business's cap); else the generic answer
 
 
 class CodeInvalid(Exception):
@@ -66,13 +78,49 @@ def secret_digest(secret: str) -> str:
 
 
 def identifier_normalise(*, business: Business, phone: str = "", email: str = "") -> tuple[str, str]:
-    """(channel, value): an E.164 phone (read in the business's country) or a lower-cased email."""
+    """(channel, value): an E.164 phone (read in the business's country) that a code can be texted
+    to, or a lower-cased email.
+
+    A phone in a country the business does not text, or of a kind that cannot receive a text
+    (a landline, premium-rate, shared-cost…), is a ValidationError on ``phone`` that says so; it
+    depends on the number alone, never on whether it is a member's."""
     if phone:
         try:
-            return "sms", phone_normalise(phone, region=business.country)
+            value = phone_normalise(phone, region=business.country)
         except ValidationError as exc:
             raise ValidationError({"phone": exc.messages}) from None
+        sms_destination_check(business=business, phone=value)
+        return "sms", value
     return "email", email.strip().lower()
+
+
+def sms_countries(business: Business) -> list[str]:
+    """The countries (ISO 3166) sign-in codes may be texted to: the business's own by default."""
+    configured = ((business.channel_settings or {}).get("sign_in") or {}).get("sms_countries")
+    return [c.upper() for c in configured] if configured else [business.country.upper()]
+
+
+def sms_destination_check(*, business: Business, phone: str) -> None:
+    """Raise ValidationError on ``phone`` unless this E.164 number can be texted a code."""
+    number = phonenumbers.parse(phone)
+    allowed = sms_countries(business)
+    if phonenumbers.region_code_for_number(number) not in allowed:
+        names = [_country_name(c) for c in allowed]
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ValidationError({"phone": [f"We can only text numbers in {listed}."]})
+    if phonenumbers.number_type(number) not in TEXTABLE_TYPES:
+        raise ValidationError({"phone": ["This number can't receive text messages."]})
+
+
+_WITH_THE = {"Bahamas", "Gambia", "Maldives", "Netherlands", "Philippines", "Seychelles"}
+
+
+def _country_name(region: str) -> str:
+    """“Malaysia”, “the United Kingdom”: as it reads after “in”."""
+    example = phonenumbers.example_number(region)
+    name = (geocoder.country_name_for_number(example, "en") if example else "") or region
+    plural = name.startswith("United ") or name.endswith(("Republic", "Islands", "Emirates")) or name in _WITH_THE
+    return f"the {name}" if plural else name
 
 
 def _identifier_digest(business: Business, value: str) -> str:
@@ -178,6 +226,7 @@ def code_send(*, code_id: int, code: str, now: datetime) -> str:
         title=f"Your {business.name} sign-in code",
         body=f"{code} is your {business.name} sign-in code. It expires in {minutes} minutes.",
         extra={"purpose": "sign_in"},
+        secret=code,
     )
     backend = backend_for(row.channel, business=business)
     try:
@@ -213,6 +262,28 @@ def _code_limits_check(*, business: Business, identifier: str, ip: str, now: dat
     if per_identifier.count() >= CODES_PER_IDENTIFIER:
         first = per_identifier.order_by("created_at").values_list("created_at", flat=True)[0]
         raise CodeRateLimited(_retry_after(first, now))
+    _business_cap_check(business=business, now=now)
+
+
+def _business_cap_check(*, business: Business, now: datetime) -> None:
+    """Raise ``CodeRateLimited`` with the reason when the business sent its hourly or daily share of
+    codes. Every request counts, a member's or not (the row is made either way): counting only
+    members' codes would let a caller at the cap learn whether a number is a member's."""
+    own = (business.channel_settings or {}).get("sign_in") or {}
+    for window, key, setting, said in BUSINESS_WINDOWS:
+        cap = int(own.get(key) or getattr(settings, setting))
+        # Served by otc_business_recent (business, -created_at).
+        recent = OneTimeCode.objects.filter(business=business, created_at__gt=now - window)
+        count = recent.count()
+        if count < cap:
+            continue
+        # Below the cap again once the (count - cap + 1) oldest rows have left the window.
+        freed = recent.order_by("created_at").values_list("created_at", flat=True)[count - cap]
+        remaining = (freed + window - now).total_seconds()
+        wait = f"{math.ceil(remaining / 60)} minutes" if window <= timedelta(hours=1) else (
+            f"{math.ceil(remaining / 3600)} hours")  # fmt: skip
+        message = f"Too many sign-in codes were sent for this business in {said}; try again in {wait}."
+        raise CodeRateLimited(max(1, int(remaining) + 1), message=message)
 
 
 def _member_by_identifier(*, business: Business, channel: str, value: str) -> Member | None:

@@ -86,6 +86,12 @@ def _profile(rng: random.Random) -> tuple[str, int | None]:
     return "never", None
 
 
+def _demo_phone(rng: random.Random, *, business: Business, index: int) -> str:
+    """A mobile of the business's country: sign-in codes are texted only there."""
+    malaysian = f"+6012{rng.randint(2000000, 9999999)}"  # drawn either way: the rest of the data stays the same
+    return f"+4474001{index:05d}" if business.country == "GB" else malaysian
+
+
 def _member_history(rng: random.Random, *, business: Business, index: int, now: datetime):
     kind, last_days = _profile(rng)
     start = now - timedelta(days=730)
@@ -97,7 +103,7 @@ def _member_history(rng: random.Random, *, business: Business, index: int, now: 
         business=business,
         first_name=rng.choice(FIRST),
         last_name=rng.choice(LAST),
-        phone=f"+6012{rng.randint(2000000, 9999999)}",
+        phone=_demo_phone(rng, business=business, index=index),
         email=f"member{index:04d}@example.com" if rng.random() < 0.8 else "",
         card_code=f"DEMO{index:04d}",
         joined_on=timezone.localdate(max(joined, start), business.tzinfo),

@@ -423,6 +423,8 @@ class OneTimeCode(models.Model):
             models.Index(fields=["business", "identifier_digest", "-created_at"], name="otc_identifier_recent"),
             # The per-client limit.
             models.Index(fields=["ip_digest", "-created_at"], name="otc_ip_recent"),
+            # The business's hourly and daily caps on codes (SMS pumping).
+            models.Index(fields=["business", "-created_at"], name="otc_business_recent"),
         ]
 
 

@@ -209,6 +209,15 @@ def open_url(delivery_id: int) -> str:
     return f"{settings.SITE_URL}/m/{token}/"
 
 
+# An open link works for the campaign's attribution window plus this margin, counted from the
+# moment it was signed (the send): long enough for a late reader, not a bearer link forever.
+OPEN_LINK_MARGIN = timedelta(days=7)
+
+
+def open_link_expires_at(*, signed_at: datetime, attribution_days: int) -> datetime:
+    return signed_at + timedelta(days=attribution_days) + OPEN_LINK_MARGIN
+
+
 @dataclass
 class SendReport:
     sent: int = 0

@@ -3,10 +3,19 @@
 A GET marks the message opened and shows it with its reward; only the "add to my wallet"
 button's POST claims the reward (exactly once) — mail scanners and link previews fetch links by
 themselves, so a GET must never issue anything. A message not visible to the member (not sent
-yet, returned, skipped, cancelled) is "not valid", as a forged link is."""
+yet, returned, skipped, cancelled) is "not valid", as a forged link is.
+
+Whoever holds the link is not necessarily the member (a forwarded text, a mail scanner's log), so
+the reward's code and the card code are shown only to the browser that made the explicit POST
+(a signed cookie for this delivery, on this link's path); a GET elsewhere shows the message, the
+reward and a button to show the code. The link expires with the campaign's attribution window
+plus a margin (``open_link_expires_at``), counted from the signature's timestamp: the send."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from django.conf import settings
 from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -19,17 +28,21 @@ from campaigns.rules import reward_title
 from members.models import WalletReward
 from members.wallet import inbox_open
 
+from .dispatcher import OPEN_SALT, open_link_expires_at
 from .dispatcher import render as fill
 from .models import Delivery
 from .services import send_mark_opened
 
-OPEN_SALT = "winback.open"
+CLAIMED_COOKIE_SALT = "winback.open.claimed"
 
 
-def _delivery(token: str) -> Delivery:
+def _delivery(token: str) -> tuple[Delivery, datetime]:
+    """The delivery the token names and when the token was signed."""
     try:
         data = signing.loads(token, salt=OPEN_SALT)
-    except signing.BadSignature:
+        # Verified above: "payload:timestamp:signature", the timestamp in base 62.
+        signed_at = datetime.fromtimestamp(signing.b62_decode(token.rsplit(signing.Signer().sep, 2)[1]), tz=UTC)
+    except (signing.BadSignature, ValueError, IndexError):
         raise Http404("This link is not valid.") from None
     with scopes_disabled():  # the signed token names the delivery; everything after runs in its scope
         delivery = (
@@ -37,14 +50,26 @@ def _delivery(token: str) -> Delivery:
         )
     if delivery is None:
         raise Http404("This link is not valid.")
-    return delivery
+    return delivery, signed_at
+
+
+def _claimed_cookie(delivery: Delivery) -> str:
+    return f"wb_claimed_{delivery.pk}"
+
+
+def _claimed_here(request: HttpRequest, delivery: Delivery) -> bool:
+    value = request.get_signed_cookie(_claimed_cookie(delivery), default=None, salt=CLAIMED_COOKIE_SALT)
+    return value == str(delivery.pk)
 
 
 @require_http_methods(["GET", "POST"])
 def message_open(request: HttpRequest, token: str) -> HttpResponse:
-    delivery = _delivery(token)
+    delivery, signed_at = _delivery(token)
     send, campaign, member, business = delivery.send, delivery.campaign, delivery.member, delivery.business
     now = timezone.now()
+    expires_at = open_link_expires_at(signed_at=signed_at, attribution_days=campaign.attribution_days)
+    if now >= expires_at:
+        return render(request, "notifications/message_expired.html", {"business": business}, status=410)
     with scope(business=business.pk):
         if not CampaignSend.objects.filter(pk=send.pk).visible_at(now).exists():
             raise Http404("This link is not valid.")
@@ -69,7 +94,7 @@ def message_open(request: HttpRequest, token: str) -> HttpResponse:
             days_away = (now.astimezone(tz).date() - member.last_purchase_at.astimezone(tz).date()).days
         values = {"first_name": member.first_name, "business": business.name, "reward": reward_text,
                   "days_away": days_away}  # fmt: skip
-    return render(
+    response = render(
         request,
         "notifications/message_open.html",
         {
@@ -79,6 +104,19 @@ def message_open(request: HttpRequest, token: str) -> HttpResponse:
             "body": fill(body, **values),
             "reward": reward,
             "claimed": claimed,
+            "show_codes": request.method == "POST" or _claimed_here(request, delivery),
             "now": now,
         },
     )
+    if request.method == "POST":
+        response.set_signed_cookie(
+            _claimed_cookie(delivery),
+            str(delivery.pk),
+            salt=CLAIMED_COOKIE_SALT,
+            max_age=max(0, int((expires_at - now).total_seconds())),
+            path=request.path,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
+    return response

@@ -76,6 +76,24 @@ def _sign_in_codes_sent_in_process(monkeypatch):
     monkeypatch.setattr(code_send_task, "delay", lambda **kwargs: code_send_task.apply(kwargs=kwargs))
 
 
+@pytest.fixture(autouse=True)
+def _recording_outbox(monkeypatch):
+    """What the recording backend sent in this test, in memory and in clear, like Django's
+    ``mail.outbox``: the only place a test reads a sign-in code (the database keeps it masked)."""
+    from notifications.channels import recording
+
+    monkeypatch.setattr(recording, "outbox", [])
+
+
+def sign_in_code_sent(to: str) -> str:
+    """The newest sign-in code the recording backend sent to this phone or email."""
+    from notifications.channels import recording
+
+    codes = [m.secret for m in recording.outbox if m.to == to and m.secret]
+    assert codes, f"no sign-in code was sent to {to}"
+    return codes[-1]
+
+
 TWILIO_TOKEN = "test-auth-token-0123456789abcdef"
 
 
@@ -195,7 +213,7 @@ def member(business) -> Member:
 
 @pytest.fixture
 def other_member(other_business) -> Member:
-    return member_make(other_business, first_name="Outsider", last_name="Person", phone="+447911123456")
+    return member_make(other_business, first_name="Outsider", last_name="Person", phone="+447400123456")
 
 
 ALL_CHANNELS = {c: {"enabled": True} for c in ("push", "sms", "whatsapp", "email")}

@@ -223,6 +223,12 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 (or a CORS preflight)
     "EXCEPTION_HANDLER": "winback.api.exception_handler",
 }
+# SMS pumping: sign-in codes any one business may send (join and code requests, members or not),
+# counted over the last hour and the last 24 hours. A business may set its own in
+# ``channel_settings["sign_in"]`` ("codes_per_hour", "codes_per_day"; "sms_countries", the countries
+# codes may be texted to, by default the business's own).
+SIGN_IN_CODES_PER_BUSINESS_HOUR = env.int("SIGN_IN_CODES_PER_BUSINESS_HOUR", default=100)
+SIGN_IN_CODES_PER_BUSINESS_DAY = env.int("SIGN_IN_CODES_PER_BUSINESS_DAY", default=500)
 # CORS is closed by default: only these origins (the member web app's) get CORS headers.
 API_CORS_ALLOWED_ORIGINS = env.list("API_CORS_ALLOWED_ORIGINS", default=[])
 SPECTACULAR_SETTINGS = {

@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
+from members.apiauth import identifier_normalise
 from members.models import CHANNELS, Business, Member, RewardStatus, Visit, VisitKind, WalletReward
-from members.services import phone_normalise
 from members.wallet import reward_effective_status
 
 # --- the member app ------------------------------------------------------------------------------
@@ -69,11 +69,12 @@ class JoinSerializer(IdentifierSerializer):
         return slug
 
     def validate_phone(self, phone: str) -> str:
-        # Read in the business's country here, so a bad phone is told with the other field errors.
+        # Read in the business's country here, so a bad phone (or one that cannot be texted a
+        # code) is told with the other field errors.
         if not phone or self.business_found is None:
             return phone
         try:
-            return phone_normalise(phone, region=self.business_found.country)
+            return identifier_normalise(business=self.business_found, phone=phone)[1]
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages) from None
 

@@ -38,11 +38,24 @@ def _business_by_slug(slug: str) -> Business:
     return business
 
 
+def _rate_limited(exc: apiauth.CodeRateLimited) -> exceptions.APIException:
+    """429 with ``Retry-After``: the business's cap says which and for how long; the limits per
+    phone and per address answer the generic throttle."""
+    if not exc.message:
+        return exceptions.Throttled(wait=exc.retry_after, detail="Too many codes were requested.")
+    error = ApiError(429, "too_many_codes", exc.message)
+    error.wait = exc.retry_after  # DRF's handler turns it into Retry-After
+    return error
+
+
 class CodeRequestView(PublicAPIView):
     """Ask for a sign-in code, sent by SMS to the phone or by email.
 
     The answer is the same whether or not the phone or email belongs to a member. Limited per
-    phone or email and per client address (429 with `Retry-After`)."""
+    phone or email, per client address and per business an hour and a day (429 with
+    `Retry-After`); a phone is texted only in the business's countries and only if it can receive a
+    text (mobile numbers: not landlines, premium-rate or shared-cost numbers), else a 400 on `phone`
+    that says why."""
 
     throttle_classes = [ClientIPThrottle]
     throttle_scope = "sign_in"
@@ -61,7 +74,7 @@ class CodeRequestView(PublicAPIView):
                     client_ip=client_ip(request),
                 )
             except apiauth.CodeRateLimited as exc:
-                raise exceptions.Throttled(wait=exc.retry_after, detail="Too many codes were requested.") from None
+                raise _rate_limited(exc) from None
         body = {
             "detail": "If this phone or email belongs to a member, a code is on its way.",
             "expires_in": int(apiauth.CODE_TTL.total_seconds()),
@@ -75,7 +88,8 @@ class JoinView(PublicAPIView):
     exchange it at `member/auth/token/` as at sign-in.
 
     A phone or email that is already a member's creates nobody and changes nothing: that member
-    gets a sign-in code, and the answer is the same. Limited like the code request (429)."""
+    gets a sign-in code, and the answer is the same. Limited, and phones checked, like the code
+    request (429, or 400 on `phone`)."""
 
     throttle_classes = [ClientIPThrottle]
     throttle_scope = "sign_in"
@@ -98,7 +112,7 @@ class JoinView(PublicAPIView):
                     client_ip=client_ip(request),
                 )
             except apiauth.CodeRateLimited as exc:
-                raise exceptions.Throttled(wait=exc.retry_after, detail="Too many codes were requested.") from None
+                raise _rate_limited(exc) from None
         # The same answer whether the person is new or already a member.
         body = {
             "detail": "A code is on its way to this phone or email: enter it to see your card.",

@@ -53,6 +53,8 @@ class Message:
     extra: dict = field(default_factory=dict)
     # Push: every live subscription of the member, newest first (``to`` is the newest's endpoint).
     subscriptions: tuple[PushTarget, ...] = ()
+    # A secret in the title or body (a sign-in code): delivered to the member, never stored.
+    secret: str = ""
 
 
 class ChannelBackend:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import uuid
 
+from django.conf import settings
 from django.utils import timezone
 
 from .base import ChannelBackend, Message
+
+# Tests set this to a list (``tests/conftest.py``): every message sent, in clear, like Django's
+# ``mail.outbox``. None elsewhere, so a long-running process keeps nothing in memory.
+outbox: list[Message] | None = None
+logger = logging.getLogger(__name__)
 
 
 class RecordingBackend(ChannelBackend):
@@ -16,6 +24,15 @@ class RecordingBackend(ChannelBackend):
 
     def send(self, message: Message) -> str:
         provider_id = f"rec-{uuid.uuid4().hex}"
+        if outbox is not None:
+            outbox.append(message)
+        if message.secret:
+            # A sign-in code is recorded masked: whoever reads the recorded messages (owners and
+            # managers, in the admin) could sign in as the member. The demo in development needs
+            # it somewhere, so it goes to the console log there, and nowhere in production.
+            if settings.DEBUG:
+                logger.info("Sign-in code to %s (development only, not recorded): %s", message.to, message.body)
+            message = _masked(message)
         self._pending.append((message, provider_id))
         return provider_id
 
@@ -40,3 +57,13 @@ class RecordingBackend(ChannelBackend):
             ],
         )  # fmt: skip
         self._pending.clear()
+
+
+def _masked(message: Message) -> Message:
+    mask = "•" * len(message.secret)
+    return dataclasses.replace(
+        message,
+        title=message.title.replace(message.secret, mask),
+        body=message.body.replace(message.secret, mask),
+        secret="",
+    )

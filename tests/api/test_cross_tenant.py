@@ -129,7 +129,7 @@ def world(business, other_business, owner, other_owner, member, other_member):
         reward_b.code,
         "b-only",
         "B-till",
-        "+447911123456",
+        "+447400123456",
     ]
     return world
 
@@ -175,7 +175,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
         "public", body=lambda w: {"business": w.b.slug, "phone": "+60123456789"}
     ),
     ("api/v1/member/auth/token/", "POST"): Entry(
-        "public", body=lambda w: {"business": w.b.slug, "phone": "+447911123456", "code": "123456"}
+        "public", body=lambda w: {"business": w.b.slug, "phone": "+447400123456", "code": "123456"}
     ),
     # Joining B with the phone of B's member: the same answer as for a new phone, and B's member
     # only gets a sign-in code (its name and consents stay as they were, nobody new is created).
@@ -184,7 +184,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
         body=lambda w: {
             "business": w.b.slug,
             "first_name": "Mallory",
-            "phone": "+447911123456",
+            "phone": "+447400123456",
             "consents": {"sms": True, "whatsapp": True, "push": True},
         },  # fmt: skip
     ),
@@ -304,7 +304,7 @@ def test_callers_of_business_a_get_nothing_of_business_b(world, route, method, d
             new_codes = [r for r in after.pop("OneTimeCode") if r not in codes_before]
             assert {r["member_id"] for r in new_codes} == {world.objects["member"].pk}, seen
             sent = [r for r in after.pop("RecordedMessage") if r not in sent_before]
-            assert [(r["to"], r["title"]) for r in sent] == [("+447911123456", "Your Other Shop sign-in code")]
+            assert [(r["to"], r["title"]) for r in sent] == [("+447400123456", "Your Other Shop sign-in code")]
         else:  # public: B's business named in the body or URL, with A's member or wrong secrets
             assert response.status_code in entry.statuses, seen
             # Asking B's sign-in for a code is open to anyone: the request itself is counted (for

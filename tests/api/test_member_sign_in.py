@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from members.models import MemberToken, OneTimeCode
 from notifications.models import RecordedMessage
+from tests.conftest import sign_in_code_sent
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=ZoneInfo("UTC"))
 
@@ -20,9 +21,7 @@ def request_code(client, django_capture_on_commit_callbacks, **identifier):
 
 
 def sent_code(to: str) -> str:
-    with scopes_disabled():
-        message = RecordedMessage.objects.filter(to=to).latest("pk")
-    return message.body[:6]
+    return sign_in_code_sent(to)
 
 
 def exchange(client, code: str, **identifier):

@@ -60,3 +60,15 @@ def test_the_demo_logins_work(db, settings):
     owner = Client()
     owner.post("/accounts/login/", {"username": "owner@demo.example", "password": settings.DEMO_PASSWORD})
     assert owner.get("/").url == "/dashboard/"
+
+
+def test_every_demo_member_can_be_texted_a_sign_in_code_by_their_business(db):
+    from members.apiauth import sms_destination_check
+
+    call_command("seed_demo", stdout=io.StringIO())
+
+    with scopes_disabled():
+        members = list(Member.objects.select_related("business").exclude(phone=""))
+    for member in members:  # raises for a phone in another country or not a mobile
+        sms_destination_check(business=member.business, phone=member.phone)
+    assert {m.business.slug for m in members} == {"demo", "demo-salon"}

@@ -1,9 +1,11 @@
 """The signed per-delivery open link: a GET opens, only the POST claims, exactly once."""
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -16,9 +18,10 @@ from notifications.models import Delivery
 from tests.conftest import business_make, campaign_make, member_make
 
 
-def offer(business, kind="free_item", **details):
-    member = member_make(business, first_name="Wei", phone="+60123456789")
-    campaign = campaign_make(business, channels=["sms"], title="Hi {first_name}", body="Come back to {business}")
+def offer(business, kind="free_item", phone="+60123456789", attribution_days=14, **details):
+    member = member_make(business, first_name="Wei", phone=phone)
+    campaign = campaign_make(business, channels=["sms"], title="Hi {first_name}", body="Come back to {business}",
+                             attribution_days=attribution_days)  # fmt: skip
     now = timezone.now()
     with scope(business=business.pk):
         send = CampaignSend.objects.create(business=business, campaign=campaign, member=member, send_number=1,
@@ -141,3 +144,73 @@ def test_of_concurrent_claimers_only_the_one_who_claimed_is_told_it_was_added():
     assert sum("Added to your wallet" in page for page in pages) == 1
     assert sum("Already in your wallet" in page for page in pages) == 3
     assert {reward_of(send).code} == {page.split('id="reward-code">', 1)[1].split("<", 1)[0] for page in pages}
+
+
+# --- the link's lifetime: the campaign's attribution window plus a week, from the send ----------
+
+T0 = datetime(2026, 5, 4, 10, 0, tzinfo=ZoneInfo("UTC"))
+
+
+def test_the_link_works_until_the_attribution_window_plus_a_week_then_says_it_expired(shop):
+    with time_machine.travel(T0, tick=False):
+        member, send, delivery, path = offer(shop)  # attribution window: 14 days
+    with time_machine.travel(T0 + timedelta(days=21) - timedelta(minutes=1), tick=False):
+        last_day = Client().get(path)
+    with time_machine.travel(T0 + timedelta(days=21, minutes=1), tick=False):
+        expired = Client().get(path)
+        claim = Client().post(path)
+
+    assert last_day.status_code == 200
+    assert expired.status_code == claim.status_code == 410
+    text = expired.content.decode()
+    assert "This link has expired" in text and f"/w/{shop.slug}/" in text
+    assert "Hi Wei" not in text and member.card_code not in text
+    assert reward_of(send).status == "offered"  # the late POST claimed nothing
+
+
+def test_a_longer_attribution_window_keeps_the_link_longer(shop):
+    with time_machine.travel(T0, tick=False):
+        member, send, delivery, path = offer(shop, attribution_days=60)
+    with time_machine.travel(T0 + timedelta(days=60), tick=False):
+        page = Client().get(path)
+
+    assert page.status_code == 200
+
+
+# --- codes: shown only in the browser that claimed ----------------------------------------------
+
+
+def test_a_fetch_of_the_link_shows_no_card_code(shop):
+    member, send, delivery, path = offer(shop)
+
+    page = Client().get(path).content.decode()
+
+    assert member.card_code not in page
+
+
+def test_the_claiming_browser_sees_the_codes_again_and_another_browser_does_not(shop):
+    member, send, delivery, path = offer(shop)
+    claimer = Client()
+    claimer.post(path)
+    code = reward_of(send).code
+
+    again = claimer.get(path).content.decode()
+    forwarded = Client().get(path).content.decode()
+
+    assert code in again and member.card_code in again
+    assert code not in forwarded and member.card_code not in forwarded
+    assert "Open your wallet to see the code" in forwarded
+    assert 'id="show-code"' in forwarded  # the explicit POST shows it (the claim, already made)
+
+
+def test_a_claim_cookie_of_another_link_does_not_show_this_one(shop):
+    member, send, delivery, path = offer(shop)
+    other_member, other_send, other_delivery, other_path = offer(shop, phone="+60129990000")
+    client = Client()
+    client.post(other_path)
+    Client().post(path)  # claimed elsewhere
+    code = reward_of(send).code
+
+    page = client.get(path).content.decode()
+
+    assert code not in page and member.card_code not in page
