@@ -826,6 +826,7 @@ def nights_evaluate(
     A dry run writes nothing, failures included.
     """
     outcomes: list[NightOutcome] = []
+    succeeded: list[int] = []
     by_business: dict[int, list[date]] = {}
     for business_id, local_date in pairs:
         by_business.setdefault(int(business_id), []).append(local_date)
@@ -849,8 +850,12 @@ def nights_evaluate(
                         _failure_record(business=business, local_date=local_date, error=outcome.error, now=now)
                     break
             else:
-                if not dry_run:
-                    EvaluationFailure.objects.filter(business=business).delete()
+                succeeded.append(business_id)
+    if succeeded and not dry_run:
+        # One statement for the batch (not one per business a night): a business that succeeds
+        # again has its failure cleared.
+        with scopes_disabled():
+            EvaluationFailure.objects.filter(business_id__in=succeeded).delete()
     return outcomes
 
 
