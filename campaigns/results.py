@@ -252,16 +252,72 @@ def money(amount: Decimal, currency: str) -> str:
 
 
 def _percent(won: int, n: int) -> str:
-    return f"{round(100 * won / n) if n else 0} %"
+    return f"{round(100 * won / n) if n else 0}\u00a0%"  # (no line break before the sign)
 
 
 def _members_between(low: float, high: float) -> str:
+    """ "between 22 and 56 more", "between 3 and 10 fewer", "between 3 fewer and 16 more"."""
     lo, hi = round(low), round(high)
+    if lo >= 0:
+        return f"between {lo} and {hi} more"
+    if hi <= 0:
+        return f"between {-hi} and {-lo} fewer"
+    return f"between {-lo} fewer and {hi} more"
 
-    def side(n: int) -> str:
-        return f"{abs(n)} fewer" if n < 0 else f"{n} more"
 
-    return f"between {side(lo)} and {side(hi)}"
+def chance(probability: float | None) -> str:
+    """A posterior probability as people say it: never "100 %" nor "0 %" from a sample."""
+    if probability is None:
+        return "not known yet"
+    if probability > 0.99:
+        return "over 99\u00a0%"
+    if probability < 0.01:
+        return "under 1\u00a0%"
+    return f"{round(100 * probability)}\u00a0%"
+
+
+def _about_members(x: float) -> str:
+    n = round(x)
+    return f"about {n} more" if n > 0 else f"about {-n} fewer" if n < 0 else "about none"
+
+
+def _money_signed(amount: Decimal, currency: str) -> str:
+    return f"{money(abs(amount), currency)} {'less' if amount < 0 else 'more'}"
+
+
+def _money_between(low: Decimal, high: Decimal, currency: str) -> str:
+    if low >= 0:
+        return f"between {money(low, currency)} and {money(high, currency)} more"
+    if high <= 0:
+        return f"between {money(-high, currency)} and {money(-low, currency)} less"
+    return f"between {money(-low, currency)} less and {money(high, currency)} more"
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f} points".replace("-", "−")
+
+
+def comparison_rows(results: Results) -> list[dict]:
+    """The disclosure's detail, one block per comparison, in words and the business's currency."""
+    currency = results.campaign.business.currency
+    rows = []
+    named = [("lift", "The campaign against the control group", results.lift, "messaged", "held back", "the campaign")]
+    named += [(f"lift-{arm}", f"Variant {arm.upper()} against the control group", c, f"sent {arm.upper()}",
+               "held back", f"variant {arm.upper()}") for arm, c in results.lift_by_arm.items()]  # fmt: skip
+    named += [("ab", "Variant B against variant A", results.ab, "sent B", "sent A", "variant B")]
+    for key, title, c, b, a, who in named:
+        if c is None:
+            continue
+        rows.append({
+            "key": key, "title": title, "c": c, "b": b, "a": a, "who": who,
+            "rate_a": _percent(c.won_a, c.n_a), "rate_b": _percent(c.won_b, c.n_b),
+            "difference": _points(c.difference), "interval": f"{_points(c.ci_low)} to {_points(c.ci_high)}",
+            "chance": chance(c.probability), "extra": _about_members(c.incremental),
+            "extra_range": _members_between(c.incremental_low, c.incremental_high),
+            "worth": _money_signed(c.incremental_revenue, currency),
+            "worth_range": _money_between(c.incremental_revenue_low, c.incremental_revenue_high, currency),
+        })  # fmt: skip
+    return rows
 
 
 def results_summary(results: Results) -> str:
@@ -324,7 +380,7 @@ def results_summary(results: Results) -> str:
         ) % {"n": fewer, "range": _members_between(lift.incremental_low, lift.incremental_high)}
     return (
         f"{opening} The difference could still be chance: the campaign brought back "
-        f"{_members_between(lift.incremental_low, lift.incremental_high)} members than without it."
+        f"{_members_between(lift.incremental_low, lift.incremental_high)} members than would have come back without it."
     )
 
 

@@ -17,7 +17,7 @@ from winback.tenancy import OWNER_ROLES, role_required
 
 from . import charts, selectors, services, stats
 from .models import Campaign, CampaignStatus
-from .results import business_dashboard, campaign_results, campaign_sends_export
+from .results import business_dashboard, campaign_results, campaign_sends_export, comparison_rows
 from .rules import CONDITIONS, reward_title
 from .wizard.forms import CHANNEL_LABELS
 
@@ -94,6 +94,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "conditions": [(CONDITIONS[k][0], v) for k, v in (campaign.conditions or {}).items()],
             "channel_names": ", ".join(CHANNEL_LABELS[c] for c in campaign.channels),
             "delivery_stats": _delivery_stats(results),
+            "comparisons": comparison_rows(results),
             "stats_method": stats.METHOD,
             "min_members": stats.MIN_MEMBERS,
             "min_returns": stats.MIN_RETURNS,
@@ -112,7 +113,8 @@ def _delivery_stats(results) -> list[tuple[str, list[tuple[tuple[str, str], int]
 
 def _charts(results) -> dict:
     t = results.treatment
-    arms = [(label, f) for label, f in (("A", results.arms["a"]), ("B", results.arms["b"]),
+    ab = results.campaign.ab_enabled or results.arms["b"].members
+    arms = [(label, f) for label, f in (("A" if ab else "Messaged", results.arms["a"]), ("B", results.arms["b"]),
                                         ("Held back", results.arms["control"])) if f.members]  # fmt: skip
     return {
         "nights": charts.bars_by_night(
