@@ -74,7 +74,7 @@ def test_a_member_who_came_back_before_the_message_counts_the_same_on_every_surf
     assert len(treated_back) == 2
     assert api["summary"] in page.replace("&#x27;", "'")
     assert api["summary"].startswith(
-        "2 of 3 members picked for a message came back within 14 days (67 %); of the 2 held back, 1 came back (50 %)."
+        "2 of 3 members picked for a message came back within 14 days (67\u00a0%); of the 2 held back, 1 came back (50\u00a0%)."
     )
 
 
