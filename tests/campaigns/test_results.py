@@ -107,7 +107,7 @@ def test_the_campaign_page_and_the_export_show_the_same_figures(history, client)
     assert (api["treatment"]["reached"], api["treatment"]["won"], api["treatment"]["revenue"]) == (4, 2, "35.00")
     assert api["summary"] in page.replace("&#x27;", "'")
     assert api["summary"].startswith(
-        "2 of 4 members picked for a message came back within 14 days (50 %); of the 2 held back"
+        "2 of 4 members picked for a message came back within 14 days (50\u00a0%); of the 2 held back"
     )
 
     export = owner.get(f"/campaigns/{campaign.pk}/export.csv").content.decode().splitlines()
