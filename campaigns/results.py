@@ -166,7 +166,7 @@ class Results:
 
 
 def campaign_results(campaign: Campaign) -> Results:
-    """Every figure of a campaign, in six aggregate queries whatever its size."""
+    """Every figure of a campaign, in five aggregate queries whatever its size."""
     from notifications.models import Delivery, DeliveryStatus
 
     outcome = campaign_outcomes(campaigns=[campaign])[campaign.pk]
