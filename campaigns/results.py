@@ -9,10 +9,9 @@ stands, so backdated or imported purchases count as soon as they are recorded.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import (
     Count,
@@ -20,7 +19,6 @@ from django.db.models import (
     DecimalField,
     Exists,
     ExpressionWrapper,
-    F,
     OuterRef,
     Q,
     QuerySet,
@@ -29,36 +27,92 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
+from django.utils.translation import ngettext
 
 from members.models import RewardKind, RewardStatus, Visit, VisitKind, WalletReward
 
-from .models import NOT_COUNTED, Arm, Campaign, CampaignSend, SendOutcome
+from .models import NOT_COUNTED, Arm, Campaign, CampaignSend
+from .stats import AHEAD, BEHIND, COLLECTING, Comparison, compare
 
-Z95 = 1.959963984540054
 
-
-def attributed_sends(campaign: Campaign) -> QuerySet:
-    """The campaign's sends (control included, capped and cancelled not), each annotated with
-    ``won`` and ``revenue`` from purchases inside the attribution window."""
-    window_end = ExpressionWrapper(
-        OuterRef("created_at") + Value(timedelta(days=campaign.attribution_days)), output_field=DateTimeField()
-    )
-    purchases = Visit.objects.filter(
+def _purchases_within(days: int) -> QuerySet:
+    """Purchases of the outer send's member inside its attribution window: after the night's
+    instant, up to ``days`` later (inclusive). The one definition of "came back"."""
+    window_end = ExpressionWrapper(OuterRef("created_at") + Value(timedelta(days=days)), output_field=DateTimeField())
+    return Visit.objects.filter(
         member_id=OuterRef("member_id"),
         kind=VisitKind.PURCHASE,
         occurred_at__gt=OuterRef("created_at"),
         occurred_at__lte=window_end,
     )
+
+
+MONEY = DecimalField(max_digits=14, decimal_places=2)
+
+
+def _attributed(sends: QuerySet, days: int) -> QuerySet:
+    purchases = _purchases_within(days)
     revenue = purchases.order_by().values("member_id").annotate(total=Sum("amount")).values("total")
-    money = DecimalField(max_digits=14, decimal_places=2)
-    return (
-        CampaignSend.objects.filter(campaign_id=campaign.pk)
-        .exclude(outcome__in=NOT_COUNTED)
-        .annotate(
-            won=Exists(purchases),
-            revenue=Coalesce(Subquery(revenue, output_field=money), Value(Decimal("0")), output_field=money),
-        )
+    return sends.exclude(outcome__in=NOT_COUNTED).annotate(
+        won=Exists(purchases),
+        revenue=Coalesce(Subquery(revenue, output_field=MONEY), Value(Decimal("0")), output_field=MONEY),
     )
+
+
+def attributed_sends(campaign: Campaign) -> QuerySet:
+    """The campaign's sends (control included, capped and cancelled not), each annotated with
+    ``won`` and ``revenue`` from purchases inside the attribution window."""
+    return _attributed(CampaignSend.objects.filter(campaign_id=campaign.pk), campaign.attribution_days)
+
+
+@dataclass
+class ArmOutcome:
+    """Members of one arm of one campaign: how many were picked, how many came back, what they spent."""
+
+    members: int = 0
+    sends: int = 0
+    won: int = 0
+    revenue: Decimal = Decimal("0")
+
+
+def campaign_outcomes(*, campaigns: list[Campaign], since: datetime | None = None) -> dict[int, dict[str, ArmOutcome]]:
+    """**Won back**, the one function every surface reads (page, API, list card, dashboard).
+
+    Per campaign and arm: the members picked on a night (``since`` it, if given) — every counted
+    send, whether its message went out, came back before it or is still scheduled, and the control
+    group's hold-outs alike: the two arms are compared as they were assigned, so a member who
+    returned before the message counts in the campaign's arm as their twin counts in the control's
+    (dropping them would bias the campaign down) — and of them the members who made a purchase
+    within the attribution window after one of their nights, with that revenue. One query per
+    distinct attribution window, whatever the number of campaigns or members."""
+    outcomes: dict[int, dict[str, ArmOutcome]] = {c.pk: {arm: ArmOutcome() for arm in Arm.values} for c in campaigns}
+    for days in sorted({c.attribution_days for c in campaigns}):
+        sends = CampaignSend.objects.filter(campaign_id__in=[c.pk for c in campaigns if c.attribution_days == days])
+        if since is not None:
+            sends = sends.filter(created_at__gte=since)
+        rows = (
+            _attributed(sends, days)
+            .order_by()
+            .values("campaign_id", "arm")
+            .annotate(
+                members_n=Count("member_id", distinct=True),
+                sends_n=Count("pk"),
+                won_n=Count("member_id", distinct=True, filter=Q(won=True)),
+                revenue_sum=Sum("revenue"),
+            )
+        )
+        for r in rows:
+            outcomes[r["campaign_id"]][r["arm"]] = ArmOutcome(
+                r["members_n"], r["sends_n"], r["won_n"], r["revenue_sum"] or Decimal("0")
+            )
+    return outcomes
+
+
+def campaign_treatment(outcome: dict[str, ArmOutcome]) -> ArmOutcome:
+    """The campaign's arms together (A and B), against the control group. Arms are deterministic
+    per member, so members add up."""
+    a, b = outcome[Arm.A], outcome[Arm.B]
+    return ArmOutcome(a.members + b.members, a.sends + b.sends, a.won + b.won, a.revenue + b.revenue)
 
 
 @dataclass
@@ -68,64 +122,16 @@ class ArmFigures:
     sends: int = 0
     reached: int = 0  # sends with at least one delivery that went out (treatment only)
     opened: int = 0
-    won: int = 0
+    won: int = 0  # members who came back (campaign_outcomes)
     revenue: Decimal = Decimal("0")
 
     @property
     def win_rate(self) -> float:
-        return self.won / self.sends if self.sends else 0.0
+        return self.won / self.members if self.members else 0.0
 
     @property
     def open_rate(self) -> float:
         return self.opened / self.reached if self.reached else 0.0
-
-
-@dataclass
-class Comparison:
-    """The difference of two win-back rates (b − a) with a 95 % Wald interval and the two-sided
-    p-value of the pooled two-proportion z-test."""
-
-    label_a: str
-    label_b: str
-    rate_a: float
-    rate_b: float
-    n_a: int
-    n_b: int
-    difference: float
-    ci_low: float
-    ci_high: float
-    p_value: float | None
-
-    @property
-    def sentence(self) -> str:
-        if self.n_a == 0 or self.n_b == 0:
-            return f"Not enough data yet to compare {self.label_b} with {self.label_a}."
-        points = abs(self.difference) * 100
-        more = "more" if self.difference >= 0 else "fewer"
-        chance = (
-            "this is unlikely to be chance"
-            if self.p_value is not None and self.p_value < 0.05
-            else "this could still be chance"
-        )
-        return f"{self.label_b} brought back {points:.1f} points {more} members than {self.label_a}; {chance}."
-
-
-def two_proportions(*, won_a: int, n_a: int, won_b: int, n_b: int, label_a: str, label_b: str) -> Comparison:
-    rate_a = won_a / n_a if n_a else 0.0
-    rate_b = won_b / n_b if n_b else 0.0
-    difference = rate_b - rate_a
-    if not n_a or not n_b:
-        return Comparison(label_a, label_b, rate_a, rate_b, n_a, n_b, difference, 0.0, 0.0, None)
-    se = math.sqrt(rate_a * (1 - rate_a) / n_a + rate_b * (1 - rate_b) / n_b)
-    pooled = (won_a + won_b) / (n_a + n_b)
-    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
-    if se_pooled == 0:
-        p_value = 1.0 if difference == 0 else 0.0
-    else:
-        z = difference / se_pooled
-        p_value = math.erfc(abs(z) / math.sqrt(2))
-    return Comparison(label_a, label_b, rate_a, rate_b, n_a, n_b, difference, difference - Z95 * se,
-                      difference + Z95 * se, p_value)  # fmt: skip
 
 
 @dataclass
@@ -137,39 +143,49 @@ class Results:
     by_night: list[dict]
     deliveries: dict[str, dict[str, int]]
     rewards: dict[str, int]
-    ab: Comparison | None
-    lift: Comparison | None
+    ab: Comparison | None  # variant B against variant A
+    lift: Comparison | None  # the campaign (A and B) against the control group
+    lift_by_arm: dict[str, Comparison] = field(default_factory=dict)  # each variant against the control
     channels: list[str] = field(default_factory=list)
 
     def funnel(self) -> list[tuple[str, int]]:
-        return [("Sent", self.treatment.reached), ("Opened", self.treatment.opened), ("Won back", self.treatment.won)]
+        return [("Sent", self.treatment.reached), ("Opened", self.treatment.opened), ("Came back", self.treatment.won)]
+
+    @property
+    def started(self) -> bool:
+        """A message has gone out: before that, nothing is said about lift."""
+        return self.treatment.reached > 0
+
+    @property
+    def state(self) -> str | None:
+        return self.lift.state if self.lift and self.started else None
+
+    @property
+    def summary(self) -> str:
+        return results_summary(self)
 
 
 def campaign_results(campaign: Campaign) -> Results:
     """Every figure of a campaign, in five aggregate queries whatever its size."""
     from notifications.models import Delivery, DeliveryStatus
 
+    outcome = campaign_outcomes(campaigns=[campaign])[campaign.pk]
     went_out = Delivery.objects.filter(
         send_id=OuterRef("pk"), status__in=[DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.OPENED]
     )
-    sends = attributed_sends(campaign).annotate(reached=Exists(went_out))
+    counted = CampaignSend.objects.filter(campaign_id=campaign.pk).exclude(outcome__in=NOT_COUNTED)
     arms = {arm: ArmFigures(arm) for arm in Arm.values}
     for row in (
-        sends.order_by()
+        counted.annotate(reached=Exists(went_out))
+        .order_by()
         .values("arm")
         .annotate(
-            members=Count("member_id", distinct=True),
-            n=Count("pk"),
-            reached_n=Count("pk", filter=Q(reached=True)),
-            opened_n=Count("pk", filter=Q(opened_at__isnull=False)),
-            won_n=Count("pk", filter=Q(won=True)),
-            revenue_sum=Sum("revenue"),
+            reached_n=Count("pk", filter=Q(reached=True)), opened_n=Count("pk", filter=Q(opened_at__isnull=False))
         )
     ):
-        arms[row["arm"]] = ArmFigures(
-            row["arm"], row["members"], row["n"], row["reached_n"], row["opened_n"], row["won_n"],
-            row["revenue_sum"] or Decimal("0"),
-        )  # fmt: skip
+        arms[row["arm"]].reached, arms[row["arm"]].opened = row["reached_n"], row["opened_n"]
+    for arm, o in outcome.items():
+        arms[arm].members, arms[arm].sends, arms[arm].won, arms[arm].revenue = o.members, o.sends, o.won, o.revenue
 
     def combine(name: str, parts: list[ArmFigures]) -> ArmFigures:
         return ArmFigures(
@@ -184,8 +200,8 @@ def campaign_results(campaign: Campaign) -> Results:
 
     treatment = combine("treatment", [arms[Arm.A], arms[Arm.B]])
     total = combine("all", list(arms.values()))
-    total.members = sends.values("member_id").distinct().count()
 
+    sends = attributed_sends(campaign).annotate(reached=Exists(went_out))
     by_night = list(
         sends.order_by()
         .values("local_date")
@@ -211,17 +227,161 @@ def campaign_results(campaign: Campaign) -> Results:
         credited=Count("pk", filter=Q(status=RewardStatus.REDEEMED, kind__in=credited)),
         expired=Count("pk", filter=Q(status=RewardStatus.EXPIRED)),
     )
-    ab = None
-    if campaign.ab_enabled or arms[Arm.B].sends:
-        a, b = arms[Arm.A], arms[Arm.B]
-        ab = two_proportions(won_a=a.won, n_a=a.sends, won_b=b.won, n_b=b.sends, label_a="A", label_b="B")
-    lift = None
-    if campaign.control_share or arms[Arm.CONTROL].sends:
-        c = arms[Arm.CONTROL]
-        lift = two_proportions(won_a=c.won, n_a=c.sends, won_b=treatment.won, n_b=treatment.sends,
-                               label_a="the control group", label_b="The campaign")  # fmt: skip
-    return Results(campaign, arms, total, treatment, by_night, deliveries, rewards, ab, lift,
+
+    def against(b: ArmFigures, a: ArmFigures) -> Comparison:
+        return compare(won_b=b.won, n_b=b.members, won_a=a.won, n_a=a.members, revenue_b=b.revenue)
+
+    a, b, control = arms[Arm.A], arms[Arm.B], arms[Arm.CONTROL]
+    ab = against(b, a) if campaign.ab_enabled or b.members else None
+    lift, lift_by_arm = None, {}
+    if campaign.control_share or control.members:
+        lift = against(treatment, control)
+        if ab is not None:
+            lift_by_arm = {"a": against(a, control), "b": against(b, control)}
+    return Results(campaign, arms, total, treatment, by_night, deliveries, rewards, ab, lift, lift_by_arm,
                    channels=list(campaign.channels))  # fmt: skip
+
+
+# --- the plain sentence --------------------------------------------------------------------------
+
+
+def money(amount: Decimal, currency: str) -> str:
+    """``MYR 1,254``: whole units in sentences (the figures and the export keep the cents)."""
+    whole = Decimal(amount).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
+    return f"{currency} {whole:,}".strip()
+
+
+def _percent(won: int, n: int) -> str:
+    return f"{round(100 * won / n) if n else 0}\u00a0%"  # (no line break before the sign)
+
+
+def _members_between(low: float, high: float) -> str:
+    """ "between 22 and 56 more", "between 3 and 10 fewer", "between 3 fewer and 16 more"."""
+    lo, hi = round(low), round(high)
+    if lo >= 0:
+        return f"between {lo} and {hi} more"
+    if hi <= 0:
+        return f"between {-hi} and {-lo} fewer"
+    return f"between {-lo} fewer and {hi} more"
+
+
+def chance(probability: float | None) -> str:
+    """A posterior probability as people say it: never "100 %" nor "0 %" from a sample."""
+    if probability is None:
+        return "not known yet"
+    if probability > 0.99:
+        return "over 99\u00a0%"
+    if probability < 0.01:
+        return "under 1\u00a0%"
+    return f"{round(100 * probability)}\u00a0%"
+
+
+def _about_members(x: float) -> str:
+    n = round(x)
+    return f"about {n} more" if n > 0 else f"about {-n} fewer" if n < 0 else "about none"
+
+
+def _money_signed(amount: Decimal, currency: str) -> str:
+    return f"{money(abs(amount), currency)} {'less' if amount < 0 else 'more'}"
+
+
+def _money_between(low: Decimal, high: Decimal, currency: str) -> str:
+    if low >= 0:
+        return f"between {money(low, currency)} and {money(high, currency)} more"
+    if high <= 0:
+        return f"between {money(-high, currency)} and {money(-low, currency)} less"
+    return f"between {money(-low, currency)} less and {money(high, currency)} more"
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f} points".replace("-", "−")
+
+
+def comparison_rows(results: Results) -> list[dict]:
+    """The disclosure's detail, one block per comparison, in words and the business's currency."""
+    currency = results.campaign.business.currency
+    rows = []
+    named = [("lift", "The campaign against the control group", results.lift, "messaged", "held back", "the campaign")]
+    named += [(f"lift-{arm}", f"Variant {arm.upper()} against the control group", c, f"sent {arm.upper()}",
+               "held back", f"variant {arm.upper()}") for arm, c in results.lift_by_arm.items()]  # fmt: skip
+    named += [("ab", "Variant B against variant A", results.ab, "sent B", "sent A", "variant B")]
+    for key, title, c, b, a, who in named:
+        if c is None:
+            continue
+        rows.append({
+            "key": key, "title": title, "c": c, "b": b, "a": a, "who": who,
+            "rate_a": _percent(c.won_a, c.n_a), "rate_b": _percent(c.won_b, c.n_b),
+            "difference": _points(c.difference), "interval": f"{_points(c.ci_low)} to {_points(c.ci_high)}",
+            "chance": chance(c.probability), "extra": _about_members(c.incremental),
+            "extra_range": _members_between(c.incremental_low, c.incremental_high),
+            "worth": _money_signed(c.incremental_revenue, currency),
+            "worth_range": _money_between(c.incremental_revenue_low, c.incremental_revenue_high, currency),
+        })  # fmt: skip
+    return rows
+
+
+def results_summary(results: Results) -> str:
+    """The one sentence a café owner reads first: who came back, against whom, and what the
+    campaign probably brought — worded by the state, never claiming more than the interval."""
+    campaign, t = results.campaign, results.treatment
+    currency = campaign.business.currency
+    days = campaign.attribution_days
+    if not results.started:
+        if t.members:
+            return ngettext(
+                "%(n)d member has been picked; nothing has gone out yet, so there is nothing to measure.",
+                "%(n)d members have been picked; nothing has gone out yet, so there is nothing to measure.",
+                t.members,
+            ) % {"n": t.members}
+        return "Nothing has gone out yet: results appear after the first messages are sent."
+    first = ngettext(
+        "%(won)d of %(n)d member picked for a message came back within %(days)d days (%(rate)s)",
+        "%(won)d of %(n)d members picked for a message came back within %(days)d days (%(rate)s)",
+        t.members,
+    ) % {"won": t.won, "n": t.members, "days": days, "rate": _percent(t.won, t.members)}
+    lift = results.lift
+    if lift is None:
+        return f"{first}. Without a control group there is no telling how many would have come back anyway."
+    c = results.arms[Arm.CONTROL]
+    held = ngettext(
+        "of the %(n)d held back, %(won)d came back (%(rate)s)",
+        "of the %(n)d held back, %(won)d came back (%(rate)s)",
+        c.members,
+    ) % {"n": c.members, "won": c.won, "rate": _percent(c.won, c.members)}
+    opening = f"{first}; {held}."
+    extra = round(lift.incremental)
+    worth = money(lift.incremental_revenue, currency)
+    if lift.state == COLLECTING:
+        if lift.needed_a or lift.needed_b:
+            parts = []
+            if lift.needed_a:
+                parts.append(ngettext("%(n)d more member held back", "%(n)d more members held back",
+                                      lift.needed_a) % {"n": lift.needed_a})  # fmt: skip
+            if lift.needed_b:
+                parts.append(ngettext("%(n)d more member messaged", "%(n)d more members messaged",
+                                      lift.needed_b) % {"n": lift.needed_b})  # fmt: skip
+            need = " and ".join(parts)
+        else:
+            need = ngettext("%(n)d more member to come back", "%(n)d more members to come back",
+                            lift.needed_returns) % {"n": lift.needed_returns}  # fmt: skip
+        return f"{opening} Too early to say what the campaign brought: that needs at least {need}."
+    if lift.state == AHEAD:
+        return f"{opening} " + ngettext(
+            "The campaign probably brought back about %(n)d extra customer (%(range)s than without it), worth about %(worth)s.",
+            "The campaign probably brought back about %(n)d extra customers (%(range)s than without it), worth about %(worth)s.",
+            extra,
+        ) % {"n": extra, "range": _members_between(lift.incremental_low, lift.incremental_high), "worth": worth}
+    if lift.state == BEHIND:
+        fewer = -extra
+        return f"{opening} " + ngettext(
+            "Fewer came back than without the campaign: about %(n)d member fewer (%(range)s). Try another message or reward.",
+            "Fewer came back than without the campaign: about %(n)d members fewer (%(range)s). Try another message or reward.",
+            fewer,
+        ) % {"n": fewer, "range": _members_between(lift.incremental_low, lift.incremental_high)}
+    return (
+        f"{opening} The difference could still be chance: the campaign brought back "
+        f"{_members_between(lift.incremental_low, lift.incremental_high)} members than would have come back without it."
+    )
 
 
 def campaign_sends_export(campaign: Campaign) -> QuerySet:
@@ -272,26 +432,10 @@ def business_dashboard(*, business, now: datetime) -> dict:
     campaigns = list(
         Campaign.objects.filter(business=business).exclude(status="draft").only("pk", "status", "attribution_days")
     )
-    wins, revenue = 0, Decimal("0")
-    for days in sorted({c.attribution_days for c in campaigns}):
-        ids = [c.pk for c in campaigns if c.attribution_days == days]
-        window_end = ExpressionWrapper(
-            OuterRef("created_at") + Value(timedelta(days=days)), output_field=DateTimeField()
-        )
-        purchases = Visit.objects.filter(member_id=OuterRef("member_id"), kind=VisitKind.PURCHASE,
-                                         occurred_at__gt=OuterRef("created_at"), occurred_at__lte=window_end)  # fmt: skip
-        money = DecimalField(max_digits=14, decimal_places=2)
-        total = purchases.order_by().values("member_id").annotate(t=Sum("amount")).values("t")
-        row = (
-            CampaignSend.objects.filter(campaign_id__in=ids, created_at__gte=month_start, outcome=SendOutcome.SENT)
-            .annotate(
-                won=Exists(purchases),
-                rev=Coalesce(Subquery(total, output_field=money), Value(Decimal("0")), output_field=money),
-            )  # fmt: skip
-            .aggregate(wins=Count("pk", filter=Q(won=True)), revenue=Sum(F("rev")))
-        )
-        wins += row["wins"] or 0
-        revenue += row["revenue"] or Decimal("0")
+    # Won back this month: members picked since the 1st who came back (campaign_outcomes).
+    outcomes = campaign_outcomes(campaigns=campaigns, since=month_start)
+    treated = [campaign_treatment(o) for o in outcomes.values()]
+    wins, revenue = sum(t.won for t in treated), sum((t.revenue for t in treated), Decimal("0"))
     return {
         "members": members,
         "messages": messages,

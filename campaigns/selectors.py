@@ -3,42 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
 
-from django.db.models import Count, DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
-
-from members.models import Visit, VisitKind
+from django.db.models import Count, F, Q
 
 from .models import NOT_COUNTED, Campaign, CampaignSend, EvaluationRun, SendOutcome
 
 
 def campaign_figures(*, campaigns: list[Campaign]) -> dict[int, dict[str, int]]:
-    """Sent, opened and won back (within each campaign's attribution window) per campaign: one
-    query per distinct attribution window, whatever the number of campaigns."""
-    figures: dict[int, dict[str, int]] = {}
-    for days in sorted({c.attribution_days for c in campaigns}):
-        window_end = ExpressionWrapper(
-            OuterRef("created_at") + Value(timedelta(days=days)), output_field=DateTimeField()
+    """Sent, opened, scheduled and won back per campaign for the list's cards: two queries per
+    distinct attribution window, whatever the number of campaigns. Won back is the campaign page's
+    figure (``campaign_outcomes``), never counted again here."""
+    from .results import campaign_outcomes, campaign_treatment
+
+    rows = (
+        CampaignSend.objects.filter(campaign_id__in=[c.pk for c in campaigns])
+        .exclude(outcome__in=NOT_COUNTED)  # (every figure below is of counted sends: the index)
+        .values("campaign_id")
+        .annotate(
+            sent=Count("pk", filter=Q(outcome=SendOutcome.SENT)),
+            opened=Count("pk", filter=Q(opened_at__isnull=False)),
+            scheduled=Count("pk", filter=Q(outcome=SendOutcome.SCHEDULED)),
         )
-        won = Visit.objects.filter(
-            member_id=OuterRef("member_id"),
-            kind=VisitKind.PURCHASE,
-            occurred_at__gt=OuterRef("created_at"),
-            occurred_at__lte=window_end,
-        )
-        rows = (
-            CampaignSend.objects.filter(campaign_id__in=[c.pk for c in campaigns if c.attribution_days == days])
-            .exclude(outcome__in=NOT_COUNTED)  # (every figure below is of counted sends: the index)
-            .values("campaign_id")
-            .annotate(
-                sent=Count("pk", filter=Q(outcome=SendOutcome.SENT)),
-                opened=Count("pk", filter=Q(opened_at__isnull=False)),
-                won=Count("pk", filter=Q(outcome=SendOutcome.SENT) & Q(Exists(won))),
-                scheduled=Count("pk", filter=Q(outcome=SendOutcome.SCHEDULED)),
-            )
-            .order_by()
-        )
-        figures.update({r["campaign_id"]: r for r in rows})
+        .order_by()
+    )
+    figures: dict[int, dict[str, int]] = {r["campaign_id"]: r for r in rows}
+    for campaign_id, outcome in campaign_outcomes(campaigns=campaigns).items():
+        if campaign_id in figures:
+            figures[campaign_id]["won"] = campaign_treatment(outcome).won
     return figures
 
 

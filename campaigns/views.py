@@ -8,15 +8,16 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from notifications.models import DeliveryStatus
 from winback import csvsafe
 from winback.tenancy import OWNER_ROLES, role_required
 
-from . import charts, selectors, services
+from . import charts, selectors, services, stats
 from .models import Campaign, CampaignStatus
-from .results import business_dashboard, campaign_results, campaign_sends_export
+from .results import business_dashboard, campaign_results, campaign_sends_export, comparison_rows
 from .rules import CONDITIONS, reward_title
 from .wizard.forms import CHANNEL_LABELS
 
@@ -92,20 +93,35 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
             ],
             "conditions": [(CONDITIONS[k][0], v) for k, v in (campaign.conditions or {}).items()],
             "channel_names": ", ".join(CHANNEL_LABELS[c] for c in campaign.channels),
+            "delivery_stats": _delivery_stats(results),
+            "comparisons": comparison_rows(results),
+            "stats_method": stats.METHOD,
+            "min_members": stats.MIN_MEMBERS,
+            "min_returns": stats.MIN_RETURNS,
         },
     )
 
 
+def _delivery_stats(results) -> list[tuple[str, list[tuple[tuple[str, str], int]]]]:
+    """Deliveries by channel and status, named as people write them ("WhatsApp", "Delivered")."""
+    labels = dict(DeliveryStatus.choices)
+    return [
+        (CHANNEL_LABELS.get(channel, channel), [((st, labels.get(st, st)), n) for st, n in sorted(statuses.items())])
+        for channel, statuses in results.deliveries.items()
+    ]
+
+
 def _charts(results) -> dict:
     t = results.treatment
-    arms = [(label, f) for label, f in (("A", results.arms["a"]), ("B", results.arms["b"]),
-                                        ("Control", results.arms["control"])) if f.sends]  # fmt: skip
+    ab = results.campaign.ab_enabled or results.arms["b"].members
+    arms = [(label, f) for label, f in (("A" if ab else "Messaged", results.arms["a"]), ("B", results.arms["b"]),
+                                        ("Held back", results.arms["control"])) if f.members]  # fmt: skip
     return {
         "nights": charts.bars_by_night(
             results.by_night,
             series=[
                 ("reached", "sent", charts.BRAND),
-                ("won", "won back", charts.GREEN),
+                ("won", "came back", charts.GREEN),
                 ("control", "held out", charts.GREY),
             ],
         ),  # fmt: skip
@@ -113,7 +129,7 @@ def _charts(results) -> dict:
             [(label, n, f"{n:,}") for label, n in results.funnel()], max_value=max(t.reached, 1)
         ),  # fmt: skip
         "arms": charts.horizontal_bars(
-            [(label, f.win_rate * 100, f"{f.win_rate:.1%} of {f.sends:,}") for label, f in arms], max_value=100
+            [(label, f.win_rate * 100, f"{f.win_rate:.0%} of {f.members:,}") for label, f in arms], max_value=100
         )
         if arms
         else "",
@@ -154,7 +170,10 @@ def campaign_action(request: HttpRequest, campaign_id: int, action: str) -> Http
     campaign = _campaign(campaign_id)
     if action == "pause":
         cancelled = services.campaign_pause(campaign=campaign)
-        messages.success(request, f"“{campaign.name}” is paused. {cancelled} scheduled message(s) will not go out.")
+        left = ngettext(
+            "%(n)d scheduled message will not go out.", "%(n)d scheduled messages will not go out.", cancelled
+        ) % {"n": cancelled}
+        messages.success(request, f"“{campaign.name}” is paused. {left}")
     elif action == "resume":
         try:
             services.campaign_resume(campaign=campaign)

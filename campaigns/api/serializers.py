@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from campaigns.models import Campaign, CampaignType
 from campaigns.rules import PACED_CHANNELS
+from campaigns.stats import STATES
 from members.models import CHANNELS, RewardKind
 
 
@@ -168,8 +169,10 @@ class ArmFiguresSerializer(serializers.Serializer):
     sends = serializers.IntegerField()
     reached = serializers.IntegerField(help_text="Sends with a delivery that went out.")
     opened = serializers.IntegerField()
-    won = serializers.IntegerField(help_text="Sends followed by a purchase within the attribution window.")
-    win_rate = serializers.FloatField()
+    won = serializers.IntegerField(
+        help_text="Members who made a purchase within the attribution window after one of their nights."
+    )
+    win_rate = serializers.FloatField(help_text="won / members")
     open_rate = serializers.FloatField()
     revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
 
@@ -177,15 +180,29 @@ class ArmFiguresSerializer(serializers.Serializer):
 class ComparisonSerializer(serializers.Serializer):
     label_a = serializers.CharField()
     label_b = serializers.CharField()
+    won_a = serializers.IntegerField(help_text="Members of group a who came back.")
+    n_a = serializers.IntegerField(help_text="Members of group a.")
+    won_b = serializers.IntegerField()
+    n_b = serializers.IntegerField()
     rate_a = serializers.FloatField()
     rate_b = serializers.FloatField()
-    n_a = serializers.IntegerField()
-    n_b = serializers.IntegerField()
     difference = serializers.FloatField(help_text="rate_b − rate_a")
-    ci_low = serializers.FloatField(help_text="95 % confidence interval of the difference")
+    ci_low = serializers.FloatField(help_text="95 % interval of the difference: Newcombe's hybrid score (method 10).")
     ci_high = serializers.FloatField()
-    p_value = serializers.FloatField(allow_null=True, help_text="Two-sided, pooled two-proportion z-test.")
-    sentence = serializers.CharField()
+    probability = serializers.FloatField(
+        allow_null=True, help_text="Posterior P(rate_b > rate_a), Beta(1, 1) priors; null while a group is empty."
+    )
+    state = serializers.ChoiceField(choices=STATES, help_text="collecting, inconclusive, ahead or behind.")
+    needed_a = serializers.IntegerField(help_text="Members group a still needs before the state leaves collecting.")
+    needed_b = serializers.IntegerField()
+    needed_returns = serializers.IntegerField(help_text="Returns (both groups) still needed before that.")
+    incremental = serializers.FloatField(help_text="Members of group b who came back beyond group a's rate.")
+    incremental_low = serializers.FloatField()
+    incremental_high = serializers.FloatField()
+    incremental_revenue = serializers.DecimalField(max_digits=14, decimal_places=0)
+    incremental_revenue_low = serializers.DecimalField(max_digits=14, decimal_places=0)
+    incremental_revenue_high = serializers.DecimalField(max_digits=14, decimal_places=0)
+    method = serializers.CharField()
 
 
 class NightSerializer(serializers.Serializer):
@@ -209,6 +226,9 @@ class ResultsSerializer(serializers.Serializer):
     treatment = ArmFiguresSerializer()
     ab = ComparisonSerializer(allow_null=True)
     lift = ComparisonSerializer(allow_null=True, help_text="The campaign (A and B) against the control group.")
+    lift_by_arm = ComparisonSerializer(many=True, help_text="Each variant against the control group (A/B tests).")
+    state = serializers.ChoiceField(choices=STATES, allow_null=True, help_text="The lift's state; null before a send.")
+    summary = serializers.CharField(help_text="The plain sentence the campaign page leads with.")
     by_night = NightSerializer(many=True)
 
 

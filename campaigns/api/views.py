@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -168,7 +168,8 @@ class CampaignAudienceView(ManagerAPIView):
 class CampaignResultsView(ManagerAPIView):
     """What the campaign did and brought back: sends by arm and outcome, deliveries by channel and
     status, opens, rewards; per arm won back, rate and revenue; A versus B and the campaign versus
-    its control group with a 95 % interval and a p-value; the same by night."""
+        its control group with a small-sample 95 % interval, the probability it is better and a state;
+    the page's plain sentence; the same by night."""
 
     @extend_schema(tags=[TAG], responses={200: s.ResultsSerializer})
     def get(self, request, campaign_id: int):
@@ -176,28 +177,34 @@ class CampaignResultsView(ManagerAPIView):
 
         campaign = campaign_or_404(campaign_id)
         sends = CampaignSend.objects.filter(campaign_id=campaign.pk)
-        totals = sends.exclude(outcome__in=["cancelled", "capped"]).aggregate(
-            members=Count("member_id", distinct=True), opened=Count("pk", filter=Q(opened_at__isnull=False))
-        )
         results = campaign_results(campaign)
 
         def arm(f):
             return {"arm": f.arm, "members": f.members, "sends": f.sends, "reached": f.reached, "opened": f.opened,
                     "won": f.won, "win_rate": f.win_rate, "open_rate": f.open_rate, "revenue": f.revenue}  # fmt: skip
 
-        def comparison(c):
-            return None if c is None else {**c.__dict__, "sentence": c.sentence}
+        def comparison(c, label_a: str, label_b: str):
+            if c is None:
+                return None
+            return {**c.__dict__, "label_a": label_a, "label_b": label_b, "rate_a": c.rate_a, "rate_b": c.rate_b,
+                    "incremental": c.incremental, "incremental_low": c.incremental_low,
+                    "incremental_high": c.incremental_high, "incremental_revenue": c.incremental_revenue,
+                    "incremental_revenue_low": c.incremental_revenue_low,
+                    "incremental_revenue_high": c.incremental_revenue_high}  # fmt: skip
 
         body = {
             "campaign": campaign.pk,
             "attribution_days": campaign.attribution_days,
             "arms": [arm(f) for f in results.arms.values()],
             "treatment": arm(results.treatment),
-            "ab": comparison(results.ab),
-            "lift": comparison(results.lift),
+            "ab": comparison(results.ab, "A", "B"),
+            "lift": comparison(results.lift, "control", "campaign"),
+            "lift_by_arm": [comparison(c, "control", arm) for arm, c in results.lift_by_arm.items()],
+            "state": results.state,
+            "summary": results.summary,
             "by_night": results.by_night,
-            "members_targeted": totals["members"],
-            "opened": totals["opened"],
+            "members_targeted": results.total.members,
+            "opened": results.total.opened,
             "sends": list(sends.values("arm", "outcome").annotate(count=Count("pk")).order_by("arm", "outcome")),
             "deliveries": list(
                 Delivery.objects.filter(campaign_id=campaign.pk)
