@@ -239,7 +239,8 @@ def campaign_sends_export(campaign: Campaign) -> QuerySet:
 
 def business_dashboard(*, business, now: datetime) -> dict:
     """Members, active / lapsing / lapsed by threshold, this month's messages by channel (SMS and
-    WhatsApp billable), and wins and revenue from campaigns this month."""
+    WhatsApp billable: a bill is monthly), and wins and revenue from the campaigns' sends of the
+    last 30 days (a rolling window: on the 1st of a month "this month" would show nothing won)."""
     from members.models import Member, MemberStatus
     from notifications.models import Delivery, DeliveryStatus
 
@@ -272,6 +273,7 @@ def business_dashboard(*, business, now: datetime) -> dict:
     campaigns = list(
         Campaign.objects.filter(business=business).exclude(status="draft").only("pk", "status", "attribution_days")
     )
+    wins_since = since(30)
     wins, revenue = 0, Decimal("0")
     for days in sorted({c.attribution_days for c in campaigns}):
         ids = [c.pk for c in campaigns if c.attribution_days == days]
@@ -283,7 +285,7 @@ def business_dashboard(*, business, now: datetime) -> dict:
         money = DecimalField(max_digits=14, decimal_places=2)
         total = purchases.order_by().values("member_id").annotate(t=Sum("amount")).values("t")
         row = (
-            CampaignSend.objects.filter(campaign_id__in=ids, created_at__gte=month_start, outcome=SendOutcome.SENT)
+            CampaignSend.objects.filter(campaign_id__in=ids, created_at__gte=wins_since, outcome=SendOutcome.SENT)
             .annotate(
                 won=Exists(purchases),
                 rev=Coalesce(Subquery(total, output_field=money), Value(Decimal("0")), output_field=money),
@@ -294,10 +296,12 @@ def business_dashboard(*, business, now: datetime) -> dict:
         revenue += row["revenue"] or Decimal("0")
     return {
         "members": members,
-        "messages": messages,
+        # Not "messages": that name is Django's flash messages in every template's context.
+        "sent_by_channel": messages,
         "billable": messages.get("sms", 0) + messages.get("whatsapp", 0),
         "wins": wins,
         "revenue": revenue,
         "month_start": month_start,
+        "wins_since": wins_since,
         "active_campaigns": sum(1 for c in campaigns if c.status == "active") if campaigns else 0,
     }
