@@ -325,11 +325,15 @@ def _story_run(*, business: Business, members: list[Member], staff, first_night:
         engine.business_evaluate(business=business, local_date=day, now=engine.local_day_start(day, tz))
         # The beat's dispatcher, twice a day here: in the evening, and before midnight for what a
         # late send-at time scheduled after it (email and push; SMS and WhatsApp stop at 21:00).
+        # The history's messages are recorded, never sent: with Twilio or SMTP configured (seed_demo
+        # on a real deployment) the demo's made-up numbers and addresses must get nothing.
         for at in (time(20, 30), time(23, 50)):
             moment = min(engine.local_moment(day, at, tz), now)
             dispatcher.dispatch_due(
                 now=moment,
-                enqueue=lambda _b, ids, m=moment: dispatcher.deliveries_send(delivery_ids=ids, now_fn=lambda: m),
+                enqueue=lambda _b, ids, m=moment: dispatcher.deliveries_send(
+                    delivery_ids=ids, now_fn=lambda: m, backends=_recorded
+                ),
             )
         tonight = (
             CampaignSend.objects.filter(local_date=day).exclude(outcome__in=NOT_COUNTED).order_by("pk")
@@ -360,3 +364,9 @@ def _story_run(*, business: Business, members: list[Member], staff, first_night:
             with contextlib.suppress(CampaignSend.DoesNotExist):
                 inbox_open(send=send, at=min(engine.local_moment(day, time(21, rng.randint(0, 59)), tz), now))
         day += timedelta(days=1)
+
+
+def _recorded(channel: str, *, business=None):
+    from notifications.channels import RecordingBackend
+
+    return RecordingBackend(channel)

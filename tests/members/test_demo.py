@@ -137,3 +137,12 @@ def test_the_demo_logins_work(demo, settings):
     owner = Client()
     owner.post("/accounts/login/", {"username": "owner@demo.example", "password": settings.DEMO_PASSWORD})
     assert owner.get("/").url == "/dashboard/"
+
+
+def test_seed_demo_on_a_deployment_with_twilio_sends_none_of_the_historys_messages(db, twilio):
+    with time_machine.travel(NOW, tick=False):
+        call_command("seed_demo", stdout=io.StringIO())
+
+    assert twilio.requests == []
+    with scopes_disabled():
+        assert RecordedMessage.objects.filter(channel="sms").count() > 50  # recorded instead
