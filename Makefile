@@ -24,7 +24,11 @@ deps-dev: $(BIN)/.installed-dev
 migrate: setup
 	$(BIN)/python manage.py migrate --noinput
 
-demo: migrate
+# Web Push keys for the demo, made once and kept (settings read them when VAPID_* are unset).
+var/vapid.env: | $(BIN)/.installed
+	$(BIN)/python manage.py vapid_keys --write $@
+
+demo: migrate var/vapid.env
 	$(BIN)/python manage.py seed_demo
 
 run: demo

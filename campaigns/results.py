@@ -399,7 +399,8 @@ def campaign_sends_export(campaign: Campaign) -> QuerySet:
 
 def business_dashboard(*, business, now: datetime) -> dict:
     """Members, active / lapsing / lapsed by threshold, this month's messages by channel (SMS and
-    WhatsApp billable), and wins and revenue from campaigns this month."""
+    WhatsApp billable: a bill is monthly), and wins and revenue from the campaigns' sends of the
+    last 30 days (a rolling window: on the 1st of a month "this month" would show nothing won)."""
     from members.models import Member, MemberStatus
     from notifications.models import Delivery, DeliveryStatus
 
@@ -432,16 +433,20 @@ def business_dashboard(*, business, now: datetime) -> dict:
     campaigns = list(
         Campaign.objects.filter(business=business).exclude(status="draft").only("pk", "status", "attribution_days")
     )
-    # Won back this month: members picked since the 1st who came back (campaign_outcomes).
-    outcomes = campaign_outcomes(campaigns=campaigns, since=month_start)
+    # Won back, last 30 days (a "this month" figure reads 0 on the 1st): members picked since then
+    # who came back — the one count (campaign_outcomes) every surface reads.
+    wins_since = since(30)
+    outcomes = campaign_outcomes(campaigns=campaigns, since=wins_since)
     treated = [campaign_treatment(o) for o in outcomes.values()]
     wins, revenue = sum(t.won for t in treated), sum((t.revenue for t in treated), Decimal("0"))
     return {
         "members": members,
-        "messages": messages,
+        # Not "messages": that name is Django's flash messages in every template's context.
+        "sent_by_channel": messages,
         "billable": messages.get("sms", 0) + messages.get("whatsapp", 0),
         "wins": wins,
         "revenue": revenue,
         "month_start": month_start,
+        "wins_since": wins_since,
         "active_campaigns": sum(1 for c in campaigns if c.status == "active") if campaigns else 0,
     }

@@ -61,6 +61,13 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_demo_push_keys(settings):
+    """The keys ``make run`` keeps in var/vapid.env are the demo's, not the tests': without a test's
+    own (the ``push`` fixture), push is recorded, whether or not the demo ran in this checkout."""
+    settings.VAPID_PRIVATE_KEY = settings.VAPID_PUBLIC_KEY = ""
+
+
+@pytest.fixture(autouse=True)
 def _own_cache(settings, request):
     """A fresh in-process cache per test: throttle counters never leak between tests or workers."""
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",

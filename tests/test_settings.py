@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
     clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_URL", "WINBACK_", "DJANGO_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "REDIS_URL", "WINBACK_", "DJANGO_", "VAPID_", "SITE_URL", "PORT"))
     }
     clean.update(env)
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
@@ -91,3 +93,45 @@ def test_docker_compose_runs_the_whole_stack():
         environment = services[name]["environment"]
         assert environment["DATABASE_URL"].startswith("postgres://")
         assert environment["REDIS_URL"].startswith("redis://")
+
+
+KEYS = (
+    "import django, json; from django.conf import settings as s; django.setup();"
+    "print(json.dumps([s.SITE_URL, s.VAPID_PUBLIC_KEY, s.VAPID_PRIVATE_KEY]))"
+)
+
+
+def shown(**env) -> list:
+    """SITE_URL and the VAPID keys as settings read them from ``env`` alone (none of this shell's)."""
+    result = run_python(KEYS, DJANGO_SETTINGS_MODULE="winback.settings", **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def command(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_make_run_writes_vapid_keys_once_and_development_reads_them_when_the_environment_has_none(tmp_path):
+    keys = tmp_path / "vapid.env"
+    written = command("vapid_keys", "--write", str(keys))
+    assert written.returncode == 0, written.stderr
+    first = keys.read_text()
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    again = command("vapid_keys", "--write", str(keys))
+    assert again.returncode == 0 and keys.read_text() == first  # kept: browsers subscribed with it
+    lines = dict(line.split("=", 1) for line in first.splitlines())
+
+    development = shown(VAPID_KEYS_FILE=str(keys))
+    set_by_env = shown(VAPID_KEYS_FILE=str(keys), VAPID_PUBLIC_KEY="pub-env", VAPID_PRIVATE_KEY="priv-env")
+    production = shown(VAPID_KEYS_FILE=str(keys), WINBACK_ENV="production", SECRET_KEY="x" * 50)
+
+    assert development[1:] == [lines["VAPID_PUBLIC_KEY"], lines["VAPID_PRIVATE_KEY"]]
+    assert set_by_env[1:] == ["pub-env", "priv-env"]
+    assert production[1:] == ["", ""]  # a deployment sets its keys itself
+
+
+def test_site_url_follows_the_port_unless_it_is_set():
+    assert shown(PORT="8123")[0] == "http://localhost:8123"
+    assert shown()[0] == "http://localhost:8000"
+    assert shown(PORT="8123", SITE_URL="https://club.example/")[0] == "https://club.example"

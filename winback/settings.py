@@ -29,7 +29,8 @@ else:
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# Links in messages point at the port the demo runs on (``make run``'s PORT) unless set.
+SITE_URL = env.str("SITE_URL", default=f"http://localhost:{env.int('PORT', default=8000)}").rstrip("/")
 
 INSTALLED_APPS = [
     "winback.apps.WinbackAdminConfig",
@@ -160,6 +161,13 @@ TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="")  # only for a local fake Twilio in tests
 # Campaign email goes through EMAIL_URL when it is set; without it email is recorded too.
 EMAIL_CHANNEL_ENABLED = env.bool("EMAIL_CHANNEL_ENABLED", default="EMAIL_URL" in os.environ)
+# Web Push keys come from the environment; in development, when unset, from the file ``make run``
+# writes once (``manage.py vapid_keys --write``; under var/, never committed), so the demo's
+# wallet can subscribe to push and its messages are signed. The same keys every run: a browser's
+# subscription is bound to the public key it subscribed with.
+VAPID_KEYS_FILE = Path(env.str("VAPID_KEYS_FILE", default=str(VAR_DIR / "vapid.env")))
+if not PRODUCTION and VAPID_KEYS_FILE.is_file():
+    environ.Env.read_env(VAPID_KEYS_FILE, overwrite=False)
 VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
 VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="")
 VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:ops@winback.example")

@@ -139,5 +139,25 @@ def test_the_dashboard_counts_members_messages_and_wins(db):
 
     m = data["members"]
     assert (m["total"], m["active"], m["d14"], m["d30"], m["d60"], m["d90"], m["never"]) == (7, 2, 1, 1, 1, 1, 1)
-    assert data["messages"] == {"sms": 1} and data["billable"] == 1
+    assert data["sent_by_channel"] == {"sms": 1} and data["billable"] == 1
     assert (data["wins"], data["revenue"]) == (1, Decimal("12.50"))
+
+
+def test_the_dashboard_shows_a_flash_message_and_no_stray_channel_banner(owner_client, business):
+    """The dashboard's figures once sat in a context key named ``messages``, Django's flash
+    messages' own: the banner showed "email" (a channel of the figures) and hid the real flash."""
+    campaign = campaign_make(business, name="Spring")
+    member = member_make(business, email="wei@example.com")
+    now = timezone.now()
+    with scope(business=business.pk):
+        send = CampaignSend.objects.create(business=business, campaign=campaign, member=member, send_number=1,
+                                           local_date=now.date(), outcome="sent", created_at=now)  # fmt: skip
+        Delivery.objects.create(business=business, send=send, campaign=campaign, member=member, channel="email",
+                                status="sent", scheduled_at=now, sent_at=now, created_at=now, updated_at=now)  # fmt: skip
+    owner_client.post(f"/campaigns/{campaign.pk}/archive/")  # flashes "“Spring” is archived."
+
+    page = owner_client.get("/dashboard/").content.decode()
+
+    banner = page.split('<div class="messages"', 1)[1].split("</div></div>", 1)[0]
+    assert "“Spring” is archived." in banner
+    assert "msg-email" not in page and ">email<" not in banner

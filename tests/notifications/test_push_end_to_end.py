@@ -1,7 +1,7 @@
 """End to end for push: a browser-made subscription registered through the API, the night, the
 dispatcher, and a push service that decrypts the message (RFC 8291) and checks VAPID (RFC 8292)."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import time_machine
 from django_scopes import scope
@@ -73,3 +73,47 @@ def test_a_push_endpoint_outside_the_allowlist_is_refused(client, settings, db, 
     assert response.status_code == 400
     with scope(business=shop.pk):
         assert not PushSubscription.objects.exists()
+
+
+def test_in_the_demo_a_member_who_subscribes_in_the_wallet_receives_the_campaigns_push(client, push, db):
+    """What "receives" means in the demo, which has no internet: with the VAPID keys ``make run``
+    keeps, the real pywebpush signs and encrypts the campaign's message for the subscription the
+    wallet registered, and a push service (here the local fake, as a browser's would) accepts,
+    checks and decrypts it; the browser's service worker then shows it."""
+    import io
+
+    from django.core.management import call_command
+
+    from campaigns.engine import arm_bucket, campaign_audience_queryset
+    from campaigns.models import Campaign
+    from members.apiauth import member_token_issue
+    from members.models import Business
+
+    now = datetime(2026, 3, 18, 7, 30, tzinfo=UTC)
+    with time_machine.travel(now, tick=False):
+        call_command("seed_demo", stdout=io.StringIO())
+        cafe = Business.objects.get(slug="demo")
+        tomorrow = now.astimezone(cafe.tzinfo).date() + timedelta(days=1)
+        with scope(business=cafe.pk):
+            campaign = Campaign.objects.get(name="We miss you (14 days)")
+            # Due tomorrow for this campaign alone (lapsed under 30 days), messaged (not held out).
+            member = next(
+                m for m in campaign_audience_queryset(campaign, local_date=tomorrow).filter(
+                    consent_push=True, last_purchase_at__gt=now - timedelta(days=29)).order_by("pk")
+                if arm_bucket(campaign_id=campaign.pk, member_id=m.pk) >= campaign.control_share
+            )  # fmt: skip
+            token = member_token_issue(member=member, device_name="demo phone").secret
+        registered = client.post("/api/v1/member/push-subscriptions/", push.subscribe("demo-browser"),
+                                 content_type="application/json", headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert registered.status_code == 201, registered.content
+
+    night(cafe, tomorrow)
+    (delivery,) = deliveries(cafe, member_id=member.pk, status="scheduled", channel="push")
+    with time_machine.travel(delivery.scheduled_at + timedelta(minutes=1), tick=False):
+        run_dispatch(delivery.scheduled_at + timedelta(minutes=1))
+
+    (request,) = push.requests
+    assert "error" not in request, request.get("error")
+    assert request["payload"]["title"] in (f"We miss you, {member.first_name}!", "Still thinking of you")
+    assert "/m/" in request["payload"]["url"]
+    assert deliveries(cafe, pk=delivery.pk)[0].status == "sent"
