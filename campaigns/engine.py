@@ -369,7 +369,7 @@ AWAY_BUCKETS = [(0, 29, "under 30 days"), (30, 59, "30–59 days"), (60, 89, "60
                 (180, 364, "180–364 days"), (365, 100_000, "a year or more")]  # fmt: skip
 
 
-def _night_campaigns(campaign: Campaign, *, local_date: date) -> list[Campaign]:
+def night_campaigns(campaign: Campaign, *, local_date: date) -> list[Campaign]:
     """The campaigns the night of ``local_date`` evaluates, with ``campaign`` as it is being edited
     (saved or not, a draft as if active) in place of its saved self: it competes with the others
     for the frequency cap as it would that night. One query."""
@@ -380,9 +380,9 @@ def _night_campaigns(campaign: Campaign, *, local_date: date) -> list[Campaign]:
 def _funnel_sql(campaign: Campaign, *, local_date: date, campaigns: list[Campaign] | None = None) -> tuple[str, list]:
     """``WITH … st AS (…)``: one row per member lapsed for ``campaign`` on ``local_date``, with its
     ``stage``, ``arm``, ``send_number``, ``last_purchase_at`` and per channel ``r_``/``nc_``.
-    ``campaigns``: the night's (``_night_campaigns``), when the caller has them already."""
+    ``campaigns``: the night's (``night_campaigns``), when the caller has them already."""
     if campaigns is None:
-        campaigns = _night_campaigns(campaign, local_date=local_date)
+        campaigns = night_campaigns(campaign, local_date=local_date)
     ctes, params = _selection_ctes(business=campaign.business, campaigns=campaigns, local_date=local_date,
                                    funnel=True)  # fmt: skip
     per_channel = "".join(f", k.r_{ch}, k.nc_{ch}" for ch in CHANNELS)
@@ -429,11 +429,13 @@ def campaign_funnel(
     return funnel, away
 
 
-def campaign_funnel_rows(campaign: Campaign, *, local_date: date, offset: int = 0, limit: int = 50) -> list[dict]:
+def campaign_funnel_rows(
+    campaign: Campaign, *, local_date: date, offset: int = 0, limit: int = 50, campaigns: list[Campaign] | None = None
+) -> list[dict]:
     """A page of the funnel's members: messaged first, then each stage held back (in FUNNEL_STAGES'
     order), by member id; each row's ``stage``, ``arm``, ``send_number`` and reachable ``channels``.
     One query (the members' rows are the caller's one more)."""
-    sql, params = _funnel_sql(campaign, local_date=local_date)
+    sql, params = _funnel_sql(campaign, local_date=local_date, campaigns=campaigns)
     order = " ".join(f"WHEN '{key}' THEN {i + 1}" for i, (key, _) in enumerate(FUNNEL_STAGES))
     flags = ", ".join(f"st.r_{ch}" for ch in CHANNELS)
     query = (
@@ -455,7 +457,7 @@ def campaign_audience(campaign: Campaign, *, local_date: date, limit: int = 10) 
     """Whom ``campaign`` would message on ``local_date`` (the control group held out), as a
     funnel, a page of them, and how long they have been away. Three queries, whatever the number
     of members."""
-    campaigns = _night_campaigns(campaign, local_date=local_date)
+    campaigns = night_campaigns(campaign, local_date=local_date)
     funnel, away = campaign_funnel(campaign, local_date=local_date, campaigns=campaigns)
     page = []
     if limit and funnel.messaged:
