@@ -226,7 +226,8 @@ def funnel_display(funnel: engine.Funnel) -> dict:
             why = f"No member has gone {funnel.inactivity_days} days without a purchase."
         else:
             biggest = max(steps, key=lambda s: s["count"])
-            why = f"All {funnel.lapsed} lapsed are left out; most ({biggest['count']}) are {biggest['label']}."
+            why = (f"Nobody is messaged tonight. The main reason: {biggest['count']} of {funnel.lapsed} lapsed "
+                   f"member{pluralize(funnel.lapsed)} {biggest['label']}.")  # fmt: skip
     return {"steps": steps, "why": why, "no_channels": not funnel.channels}
 
 

@@ -120,7 +120,7 @@ def test_preview_tonight_lists_who_gets_what_and_who_is_held_back_and_why_writin
     assert {by_member[c.pk]["stage"] for c in control} == {"control"}
     html = response.content.decode()
     assert 'id="funnel-messaged">' + str(len(ok)) in html
-    assert "held back: already sent this campaign the maximum number of times" in html
+    assert "not messaged: already sent this campaign the maximum number of times" in html
     assert _counted(b) == before
 
 
