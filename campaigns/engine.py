@@ -304,7 +304,6 @@ FUNNEL_STAGES = [
     ("unreachable", "not reachable on the chosen channels"),
     ("control", "held out as the control group (nothing sent, to measure the lift)"),
 ]
-HELD_BACK = ("max_sends", "spacing", "frequency_cap", "other_campaign")
 
 _STAGE_SQL = (
     "CASE WHEN k.ok_cond = 0 THEN 'conditions' WHEN k.ok_max = 0 THEN 'max_sends' "
@@ -335,10 +334,6 @@ class Funnel:
     def messaged(self) -> int:
         return self.stages.get("messaged", 0)
 
-    @property
-    def held_back(self) -> int:
-        return sum(self.stages.get(k, 0) for k in HELD_BACK)
-
     def steps(self) -> list[dict]:
         """The stages in order with their counts and what is left after each (zeros left out,
         but never the last: messaged, with 0 too)."""
@@ -359,10 +354,6 @@ class Audience:
     funnel: Funnel
     # Messaged members by how long they have been away: {"30–59 days": n, …}.
     away: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def held_back(self) -> int:
-        return self.funnel.held_back
 
 
 AWAY_BUCKETS = [(0, 29, "under 30 days"), (30, 59, "30–59 days"), (60, 89, "60–89 days"), (90, 179, "90–179 days"),
