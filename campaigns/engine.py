@@ -182,10 +182,11 @@ def _selection_ctes(
     Without ``contact_rules`` it leaves out max sends, spacing and the frequency cap: every lapsed
     member the campaigns could ever reach.
 
-    With ``funnel``, ``name`` is read from ``cand``: every (lapsed member, campaign) row with each
-    rule as a 0/1 column (``ok_cond``, ``ok_max``, ``ok_spacing``, ``ok_fcap``, ``ok_reach``) and,
-    per channel, ``r_<channel>`` and ``nc_<channel>`` (no address on it): the same rules, so the
-    funnel's last stage is the night's selection, and each member left out has the rule that did it.
+    With ``funnel``, ``name`` holds every (lapsed member, campaign) row, not only the due ones, with
+    each rule as a 0/1 column (``ok_cond``, ``ok_max``, ``ok_spacing``, ``ok_fcap``, ``ok_reach``),
+    ``rn`` (meaningful where every rule holds) and, per channel, ``r_<channel>`` and ``nc_<channel>``
+    (no address on it): the same rules, so the funnel's last stage is the night's selection, and
+    each member left out has the rule that did it.
     """
     rows = [_campaign_row(c, local_date=local_date) for c in campaigns]
     values, params = _values_sql("c", _CAMPAIGN_COLUMNS, rows)
@@ -263,12 +264,16 @@ def _selection_ctes(
             f"c.control_lt, c.b_lt, {bucket} AS bucket, m.last_purchase_at{ok}{per_channel} "
             f"FROM lapsed m JOIN c ON m.last_purchase_at < c.cutoff {joins})"
         )
-        flags = "".join(f", k.r_{ch}" for ch in CHANNELS) if reach else ""
+        # The night ranks only the rows that pass every rule: partitioned by passing too, the same
+        # numbers in one pass (no join back from the passing rows, which PostgreSQL would loop).
         passed = " AND ".join(f"k.{col} = 1" for col in ("ok_cond", "ok_reach", "ok_max", "ok_spacing", "ok_fcap"))
-        ctes.append(
-            f"{name} AS (SELECT k.m_id, k.c_id, k.send_number, k.threshold, k.control_lt, k.b_lt, k.bucket, "
-            f"{rank('k.m_id', 'k.c_id', 'k.threshold')} AS rn{flags} FROM cand k WHERE {passed})"
+        rank_sql = (
+            f"ROW_NUMBER() OVER (PARTITION BY k.m_id, CASE WHEN {passed} THEN 1 ELSE 0 END "
+            "ORDER BY k.threshold DESC, k.c_id)"
+            if ranked
+            else "1"
         )
+        ctes.append(f"{name} AS (SELECT k.*, {rank_sql} AS rn FROM cand k)")
         return ", ".join(ctes), params + where_params
     flags = "".join(f", m.r_{ch}" if ch in channels else f", {_false()} AS r_{ch}" for ch in CHANNELS) if reach else ""
     ctes.append(
@@ -308,7 +313,7 @@ FUNNEL_STAGES = [
 _STAGE_SQL = (
     "CASE WHEN k.ok_cond = 0 THEN 'conditions' WHEN k.ok_max = 0 THEN 'max_sends' "
     "WHEN k.ok_spacing = 0 THEN 'spacing' WHEN k.ok_fcap = 0 THEN 'frequency_cap' "
-    "WHEN k.ok_reach = 0 THEN 'unreachable' WHEN d.rn <> 1 THEN 'other_campaign' "
+    "WHEN k.ok_reach = 0 THEN 'unreachable' WHEN k.rn <> 1 THEN 'other_campaign' "
     "WHEN k.bucket < k.control_lt THEN 'control' ELSE 'messaged' END"
 )
 _ARM_SQL = (
@@ -375,12 +380,11 @@ def _funnel_sql(campaign: Campaign, *, local_date: date, campaigns: list[Campaig
     if campaigns is None:
         campaigns = night_campaigns(campaign, local_date=local_date)
     ctes, params = _selection_ctes(business=campaign.business, campaigns=campaigns, local_date=local_date,
-                                   funnel=True)  # fmt: skip
+                                   funnel=True, name="ranked")  # fmt: skip
     per_channel = "".join(f", k.r_{ch}, k.nc_{ch}" for ch in CHANNELS)
     sql = (
         f"WITH {ctes}, st AS (SELECT k.m_id, k.send_number, k.last_purchase_at, {_STAGE_SQL} AS stage, "
-        f"{_ARM_SQL} AS arm{per_channel} FROM cand k LEFT JOIN due d ON d.m_id = k.m_id AND d.c_id = k.c_id "
-        "WHERE k.c_id = %s) "
+        f"{_ARM_SQL} AS arm{per_channel} FROM ranked k WHERE k.c_id = %s) "
     )
     return sql, [*params, campaign.pk or 0]
 
