@@ -256,6 +256,21 @@ def reachable_sql(channel: str, *, member: str = "m") -> str:
     raise ValueError(f"unknown channel {channel}")
 
 
+def contact_missing_sql(channel: str, *, member: str = "m") -> str:
+    """The member row ``member`` has nothing to reach on ``channel`` (no phone, no email, no push
+    subscription): with ``reachable_sql`` it tells "no address" from "no consent"."""
+    from notifications.models import PushSubscription
+
+    if channel == "sms" or channel == "whatsapp":
+        return f"({member}.phone = '')"
+    if channel == "email":
+        return f"({member}.email = '')"
+    if channel == "push":
+        table = PushSubscription._meta.db_table
+        return f"(NOT EXISTS (SELECT 1 FROM {table} ps WHERE ps.member_id = {member}.id))"
+    raise ValueError(f"unknown channel {channel}")
+
+
 def pacing_clean(pacing: dict | None) -> dict:
     out: dict[str, dict[str, int]] = {}
     for channel, values in (pacing or {}).items():

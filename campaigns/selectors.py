@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 from django.db.models import Count, F, Q
 
+from members.models import Member
+
 from .models import NOT_COUNTED, Campaign, CampaignSend, EvaluationRun, SendOutcome
 
 
@@ -78,3 +80,38 @@ def campaign_runs(*, campaign: Campaign, runs: Iterable[EvaluationRun] | None = 
         }
         for r in runs
     ]
+
+
+def campaign_tonight(*, campaign: Campaign, local_date, page: int = 1, per_page: int = 50) -> dict:
+    """A page of the dry run of ``local_date`` for ``campaign``: each member lapsed for it, with
+    the stage the funnel puts them in (messaged first, then those held back and why), and for the
+    messaged their arm, channels and the title as they will read it. Writes nothing; five queries
+    whatever the number of members."""
+    from notifications.dispatcher import message_texts, render
+
+    from . import engine
+    from .rules import reward_title
+    from .wizard.forms import CHANNEL_LABELS
+
+    business = campaign.business
+    campaigns = engine.night_campaigns(campaign, local_date=local_date)
+    funnel, _ = engine.campaign_funnel(campaign, local_date=local_date, campaigns=campaigns)
+    pages = max(1, -(-funnel.lapsed // per_page))
+    page = min(max(page, 1), pages)
+    rows = engine.campaign_funnel_rows(campaign, local_date=local_date, offset=(page - 1) * per_page,
+                                       limit=per_page, campaigns=campaigns)  # fmt: skip
+    members = Member.objects.in_bulk([r["member_id"] for r in rows])
+    labels = dict(engine.FUNNEL_STAGES)
+    tz = business.tzinfo
+    for r in rows:
+        member = r["member"] = members[r["member_id"]]
+        r["reason"] = labels.get(r["stage"], "")
+        r["channel_names"] = ", ".join(CHANNEL_LABELS[ch] for ch in r["channels"])
+        r["title"] = ""
+        if r["stage"] == "messaged":
+            title, _ = message_texts(campaign, send_number=r["send_number"], arm=r["arm"])
+            days_away = (local_date - member.last_purchase_at.astimezone(tz).date()).days
+            reward = reward_title(campaign.step(r["send_number"])["reward"], currency=business.currency)
+            r["title"] = render(title, first_name=member.first_name, business=business.name, reward=reward,
+                                days_away=days_away)  # fmt: skip
+    return {"funnel": funnel, "rows": rows, "page": page, "pages": pages, "local_date": local_date}

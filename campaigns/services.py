@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -118,3 +119,71 @@ def campaign_duplicate(*, campaign: Campaign, user=None) -> Campaign:
     data = {name: getattr(campaign, name) for name in EDITABLE_FIELDS}
     data["name"] = f"{campaign.name} (copy)"[:120]
     return campaign_save(business=campaign.business, data=data, user=user)
+
+
+@dataclass
+class TestSend:
+    arm: str
+    channel: str
+    to: str
+    provider_id: str = ""
+    error: str = ""
+
+
+def campaign_test_send(*, campaign: Campaign, user) -> list[TestSend]:
+    """Send ``campaign``'s first message, once per arm (A, and B with an A/B test) and per chosen
+    channel the owner has an address for, to the owner: email to their login, SMS and WhatsApp to
+    the phone of their own member card in this business, web push to that card's browsers.
+    Through the channels' real backends (``channel_test_send``, as the settings page's test),
+    with no send or delivery row: a test counts in no result. A channel's refusal is reported,
+    not raised, so one channel failing leaves the others tested."""
+    from members.models import Member, MemberStatus
+    from notifications.channels import PermanentSendError, PushTarget, TransientSendError
+    from notifications.dispatcher import message_texts, render
+    from notifications.models import PushSubscription
+    from notifications.services import channel_test_send
+
+    from .rules import reward_title
+
+    business = campaign.business
+    card = (
+        Member.objects.filter(email__iexact=user.email, status=MemberStatus.ACTIVE).order_by("pk").first()
+        if user.email
+        else None
+    )
+    targets: tuple = ()
+    if card is not None and "push" in campaign.channels:
+        targets = tuple(
+            PushTarget(*row)
+            for row in PushSubscription.objects.filter(member=card)
+            .order_by("-created_at", "-id")
+            .values_list("id", "endpoint", "p256dh", "auth")
+        )
+    addresses = {
+        "email": user.email or "",
+        "sms": card.phone if card else "",
+        "whatsapp": card.phone if card else "",
+        "push": targets[0].endpoint if targets else "",
+    }
+    values = {"first_name": (card.first_name if card else "") or user.first_name, "business": business.name,
+              "reward": reward_title(campaign.step(1)["reward"], currency=business.currency),
+              "days_away": campaign.inactivity_days}  # fmt: skip
+    arms = ["a", "b"] if campaign.ab_enabled else ["a"]
+    results = []
+    for arm in arms:
+        title, body = message_texts(campaign, send_number=1, arm=arm)
+        label = f"Test, variant {arm.upper()}" if campaign.ab_enabled else "Test"
+        for channel in [ch for ch in campaign.channels if addresses.get(ch)]:
+            result = TestSend(arm=arm, channel=channel, to=addresses[channel])
+            try:
+                result.provider_id = channel_test_send(
+                    business=business, channel=channel, to=addresses[channel],
+                    title=f"[{label}] {render(title, **values)}", body=render(body, **values),
+                    member_id=card.pk if card and channel != "email" else 0,
+                    subscriptions=targets if channel == "push" else (),
+                    extra={"campaign_id": campaign.pk, "arm": arm},
+                )  # fmt: skip
+            except (PermanentSendError, TransientSendError) as exc:
+                result.error = exc.reason
+            results.append(result)
+    return results

@@ -15,6 +15,8 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/edit/<slug:step>/", wizard.wizard_step, name="wizard-step"),
     path("campaigns/<int:campaign_id>/audience/", wizard.audience_count, name="audience-count"),
     path("campaigns/<int:campaign_id>/preview/", wizard.message_preview, name="message-preview"),
+    path("campaigns/<int:campaign_id>/test-send/", views.campaign_test_send, name="campaign-test-send"),
+    path("campaigns/<int:campaign_id>/tonight/", views.campaign_tonight, name="campaign-tonight"),
     path(
         "campaigns/<int:campaign_id>/<slug:action>/",
         views.campaign_action,

@@ -16,6 +16,7 @@ from winback import csvsafe
 from winback.tenancy import OWNER_ROLES, role_required
 
 from . import charts, selectors, services, stats
+from .engine import Audience
 from .models import Campaign, CampaignStatus
 from .results import business_dashboard, campaign_results, campaign_sends_export, comparison_rows
 from .rules import CONDITIONS, reward_title
@@ -192,3 +193,55 @@ def campaign_action(request: HttpRequest, campaign_id: int, action: str) -> Http
         return HttpResponse(status=404)
     target = request.POST.get("next") or ""
     return redirect(target if target.startswith("/campaigns/") else "campaigns:campaign-list")
+
+
+# --- see it go out ---------------------------------------------------------------------------------
+
+
+@role_required(*OWNER_ROLES)
+@require_POST
+def campaign_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """ "Send me a test": the campaign's message to the owner's own addresses; nothing counted."""
+    campaign = _campaign(campaign_id)
+    results = services.campaign_test_send(campaign=campaign, user=request.user)
+    if not results:
+        messages.error(
+            request,
+            "No test sent: none of this campaign's channels has an address of yours. Email goes to your login; "
+            "for SMS, WhatsApp or web push, join your own card with your email address.",
+        )
+    for r in results:
+        arm = f" (variant {r.arm.upper()})" if campaign.ab_enabled else ""
+        if r.error:
+            messages.error(request, f"{CHANNEL_LABELS[r.channel]}{arm} to {r.to}: the provider refused it: {r.error}")
+        else:
+            recorded = " — recorded, no provider credentials are set (Admin → Recorded messages)"
+            messages.success(
+                request,
+                f"Test {CHANNEL_LABELS[r.channel]}{arm} sent to {r.to}{recorded if r.provider_id.startswith('rec-') else ''}.",
+            )
+    return redirect("campaigns:campaign-detail", campaign_id=campaign.pk)
+
+
+@role_required(*OWNER_ROLES)
+def campaign_tonight(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """ "Preview tonight": a page of the next night's dry run for this campaign; writes nothing."""
+    from .wizard.views import funnel_display, next_night
+
+    campaign = _campaign(campaign_id)
+    try:
+        page = int(request.GET.get("page", "1"))
+    except ValueError:
+        page = 1
+    tonight = selectors.campaign_tonight(campaign=campaign, local_date=next_night(campaign.business), page=page)
+    return render(
+        request,
+        "campaigns/campaign_tonight.html",
+        {
+            "campaign": campaign,
+            **tonight,
+            "night": tonight["local_date"],
+            "funnel_audience": Audience(count=tonight["funnel"].messaged, members=[], funnel=tonight["funnel"]),
+            "funnel_view": funnel_display(tonight["funnel"]),
+        },
+    )

@@ -146,10 +146,16 @@ def _records(text: str, name: str, columns: list[str], required: set[str], repor
     missing = required - set(header)
     if unknown:
         report.errors.append(
-            RowError(name, 1, f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(columns)}")
+            RowError(
+                name,
+                1,
+                f"unknown column{'' if len(unknown) == 1 else 's'} {', '.join(unknown)}; allowed: {', '.join(columns)}",
+            )
         )
     if missing:
-        report.errors.append(RowError(name, 1, f"missing column(s) {', '.join(sorted(missing))}"))
+        report.errors.append(
+            RowError(name, 1, f"missing column{'' if len(missing) == 1 else 's'} {', '.join(sorted(missing))}")
+        )
     if unknown or missing:
         return
     rows = 0

@@ -199,6 +199,16 @@ def render(text: str, *, first_name: str, business: str, reward: str, days_away:
     return text
 
 
+def message_texts(campaign, *, send_number: int, arm: str) -> tuple[str, str]:
+    """The title and body (placeholders unfilled) a member of ``arm`` gets as send ``send_number``:
+    variant B replaces send 1's texts in arm B."""
+    step = campaign.step(send_number)
+    title, body = step["title"], step["body"]
+    if arm == "b" and send_number == 1 and campaign.ab_enabled:
+        title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
+    return title, body
+
+
 def in_quiet_hours(*, now: datetime, tz: ZoneInfo) -> bool:
     """Outside 08:00–21:00 in ``tz``: no SMS or WhatsApp now."""
     return not QUIET_START <= now.astimezone(tz).time() < QUIET_END
@@ -410,11 +420,7 @@ class _Composer:
     def _texts(self, campaign, send_number: int, arm: str) -> tuple[str, str]:
         key = (campaign.pk, send_number, arm)
         if key not in self.texts:
-            step = campaign.step(send_number)
-            title, body = step["title"], step["body"]
-            if arm == "b" and send_number == 1 and campaign.ab_enabled:
-                title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
-            self.texts[key] = (title, body)
+            self.texts[key] = message_texts(campaign, send_number=send_number, arm=arm)
         return self.texts[key]
 
     def message(self, row: dict) -> Message:

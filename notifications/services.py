@@ -95,9 +95,21 @@ def inbound_message_apply(
     return True
 
 
-def channel_test_send(*, business, channel: str, to: str) -> str:
-    """Send a test message on a channel to the owner's own phone or email; returns the provider's
-    id, or raises the channel's PermanentSendError / TransientSendError with its reason."""
+def channel_test_send(
+    *,
+    business,
+    channel: str,
+    to: str,
+    title: str = "",
+    body: str = "",
+    member_id: int = 0,
+    subscriptions: tuple = (),
+    extra: dict | None = None,
+) -> str:
+    """Send a test message on a channel to the owner's own phone, email or (push) browser, through
+    the channel's real backend; returns the provider's id, or raises the channel's
+    PermanentSendError / TransientSendError with its reason. Writes no delivery: a test counts
+    nowhere. Without ``title`` it is the settings page's "is this channel working" message."""
     from django.conf import settings
 
     from .channels import Message, backend_for
@@ -106,13 +118,14 @@ def channel_test_send(*, business, channel: str, to: str) -> str:
     message = Message(
         delivery_id=0,
         business_id=business.pk,
-        member_id=0,
+        member_id=member_id,
         channel=channel,
         to=to,
-        title=f"Test message from {business.name}",
-        body="This is how your members will receive win-back messages on this channel.",
+        title=title or f"Test message from {business.name}",
+        body=body or "This is how your members will receive win-back messages on this channel.",
         url=f"{settings.SITE_URL}/",
-        extra={"test": True},
+        extra={"test": True, **(extra or {})},
+        subscriptions=tuple(subscriptions),
     )
     provider_id = backend.send(message)
     backend.flush()

@@ -9,6 +9,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from campaigns.engine import FUNNEL_STAGES
 from campaigns.models import Campaign, CampaignType
 from campaigns.rules import PACED_CHANNELS
 from campaigns.stats import STATES
@@ -139,8 +140,38 @@ class CampaignSerializer(serializers.ModelSerializer):
         read_only_fields = CAMPAIGN_OUT_FIELDS
 
 
+class FunnelStageSerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(
+        choices=[key for key, _ in FUNNEL_STAGES],
+        help_text="; ".join(f"{key}: {label}" for key, label in FUNNEL_STAGES),
+    )
+    count = serializers.IntegerField(help_text="Lapsed members left out at this stage (the first rule they fail).")
+
+
+class UnreachableSerializer(serializers.Serializer):
+    channel = serializers.CharField()
+    no_contact = serializers.IntegerField(help_text="Of the unreachable: no phone, email or push subscription.")
+    no_consent = serializers.IntegerField(help_text="Of the unreachable: an address but no consent on this channel.")
+
+
+class ChannelCountSerializer(serializers.Serializer):
+    channel = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class FunnelSerializer(serializers.Serializer):
+    lapsed = serializers.IntegerField(help_text="Active members without a purchase for the inactivity period.")
+    stages = FunnelStageSerializer(many=True, help_text="In order; lapsed minus every stage is messaged.")
+    unreachable_by_channel = UnreachableSerializer(many=True)
+    messaged = serializers.IntegerField(help_text="Messaged tonight: what the night writes as sends.")
+    messaged_by_channel = ChannelCountSerializer(many=True, help_text="Messaged members reachable per channel.")
+
+
 class AudienceSerializer(serializers.Serializer):
-    count = serializers.IntegerField(help_text="Members the campaign would reach on the next night.")
+    count = serializers.IntegerField(
+        help_text="Members the campaign would message on the next night (the control group not counted)."
+    )
+    funnel = FunnelSerializer()
     local_date = serializers.DateField(help_text="The night counted: tomorrow in the business's time zone.")
     away = serializers.DictField(child=serializers.IntegerField(), help_text="Members by how long they have been away.")
 

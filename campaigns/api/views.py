@@ -136,11 +136,25 @@ def _audience(campaign: Campaign) -> dict:
     business = campaign.business
     night = timezone.localdate(timezone.now(), business.tzinfo) + timedelta(days=1)
     audience = engine.campaign_audience(campaign, local_date=night, limit=0)
-    return {"count": audience.count, "local_date": night, "away": audience.away}
+    funnel = audience.funnel
+    return {
+        "count": audience.count,
+        "local_date": night,
+        "away": audience.away,
+        "funnel": {
+            "lapsed": funnel.lapsed,
+            "stages": [{"stage": key, "count": funnel.stages.get(key, 0)} for key, _ in engine.FUNNEL_STAGES],
+            "unreachable_by_channel": [{"channel": ch, **r} for ch, r in funnel.unreachable_by.items()],
+            "messaged": funnel.messaged,
+            "messaged_by_channel": [{"channel": ch, "count": n} for ch, n in funnel.reach.items()],
+        },
+    }
 
 
 class AudienceView(ManagerAPIView):
-    """How many members a campaign body would reach on the next night (the wizard's live count).
+    """How many members a campaign body would reach on the next night (the wizard's live count),
+    as a funnel: lapsed, then each stage that leaves members out, then messaged (the control group
+    held out).
     Only the trigger, the conditions and the channels are read; the rest may be unfinished."""
 
     @extend_schema(tags=[TAG], request=s.CampaignInSerializer, responses={200: s.AudienceSerializer})
@@ -158,7 +172,7 @@ class AudienceView(ManagerAPIView):
 
 
 class CampaignAudienceView(ManagerAPIView):
-    """How many members this campaign would reach on the next night."""
+    """How many members this campaign would reach on the next night, as a funnel (see above)."""
 
     @extend_schema(tags=[TAG], responses={200: s.AudienceSerializer})
     def get(self, request, campaign_id: int):

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -18,7 +19,7 @@ from winback.tenancy import OWNER_ROLES, role_required
 
 from .. import engine, services
 from ..models import Campaign, CampaignStatus
-from ..rules import CONDITIONS, conditions_clean, reachable_q, reward_title
+from ..rules import CONDITIONS, conditions_clean, reward_title
 from ..sms import sms_size, sms_text
 from .forms import CHANNEL_LABELS, PRESETS, STEP_NAMES, STEPS, ConditionsForm
 
@@ -182,9 +183,13 @@ def _render_step(request, campaign, step, form, *, status=200, activation_errors
         "enabled_channels": campaign.business.enabled_channels(),
         "send_numbers": list(range(2, (campaign.max_sends or 1) + 1)),
     }
-    if step in ("trigger", "conditions") and campaign.pk:
-        context["audience"] = _audience(campaign)
+    if step in ("trigger", "message", "conditions") and campaign.pk:
         context["night"] = next_night(campaign.business)
+        if form.is_bound and "inactivity_days" in form.errors:
+            context["audience_error"] = "Enter a whole number of days from 1 to 365."  # not the saved days' count
+        else:
+            context["audience"] = _audience(campaign)
+            context["funnel"] = funnel_display(context["audience"].funnel)
     if step == "review":
         context.update(_review_context(campaign))
         if activation_errors:
@@ -199,25 +204,51 @@ def _audience(campaign: Campaign) -> engine.Audience:
     return engine.campaign_audience(campaign, local_date=next_night(campaign.business), limit=0)
 
 
+# What a member lacks to be reached on a channel.
+CONTACT_WORDS = {"push": "no push subscription", "sms": "no phone number", "whatsapp": "no phone number",
+                 "email": "no email address"}  # fmt: skip
+
+
+def funnel_display(funnel: engine.Funnel) -> dict:
+    """The funnel for the wizard's pages: each stage with its count and, for the unreachable, the
+    reasons by channel in words; and when nobody is messaged, why."""
+    steps = []
+    for step in funnel.steps():
+        reasons = [
+            (CHANNEL_LABELS[ch], [(n, word) for n, word in ((r["no_contact"], CONTACT_WORDS[ch]),
+                                                             (r["no_consent"], "no consent")) if n])
+            for ch, r in step["reasons"].items()
+        ]  # fmt: skip
+        steps.append({**step, "reasons": reasons})
+    why = ""
+    if funnel.messaged == 0:
+        if not funnel.lapsed:
+            why = f"No member has gone {funnel.inactivity_days} days without a purchase."
+        else:
+            biggest = max(steps, key=lambda s: s["count"])
+            why = (f"Nobody is messaged tonight. The main reason: {biggest['count']} of {funnel.lapsed} lapsed "
+                   f"member{pluralize(funnel.lapsed)} {biggest['label']}.")  # fmt: skip
+    return {"steps": steps, "why": why, "no_channels": not funnel.channels}
+
+
 def _review_context(campaign: Campaign) -> dict:
     night = next_night(campaign.business)
     audience = engine.campaign_audience(campaign, local_date=night, limit=5)
-    qs = engine.campaign_audience_queryset(campaign, local_date=night)
-    reach = qs.aggregate(
-        sms=Count("pk", filter=reachable_q("sms")),
-        whatsapp=Count("pk", filter=reachable_q("whatsapp")),
-    )
     sample = audience.members[0] if audience.members else None
     from notifications.dispatcher import open_url
 
     segments = sms_size(sms_text(title=campaign.title, body=campaign.body, url=open_url(1_000_000))).segments
+    # Messaged members only: the control group gets nothing, so it costs nothing.
+    reach = audience.funnel.reach
     estimates = []
     if "sms" in campaign.channels:
-        estimates.append(("SMS", reach["sms"], reach["sms"] * segments, f"{segments} segment(s) each"))
+        estimates.append(("SMS", reach.get("sms", 0), reach.get("sms", 0) * segments,
+                          f"{segments} segment{pluralize(segments)} each"))  # fmt: skip
     if "whatsapp" in campaign.channels:
-        estimates.append(("WhatsApp", reach["whatsapp"], reach["whatsapp"], "one template message each"))
+        estimates.append(("WhatsApp", reach.get("whatsapp", 0), reach.get("whatsapp", 0), "one template message each"))
     return {
         "audience": audience,
+        "funnel": funnel_display(audience.funnel),
         "night": night,
         "estimates": estimates,
         "sample": sample,
@@ -266,14 +297,20 @@ def audience_count(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """The live count for the trigger and conditions steps, from the values being edited."""
     campaign = _campaign(request, campaign_id)
     data = request.POST
-    try:
-        days = int(data.get("inactivity_days", campaign.inactivity_days))
-        if 1 <= days <= 365:
-            campaign.inactivity_days = days
-    except ValueError:
-        pass
+    context = {"campaign": campaign, "night": next_night(campaign.business)}
+    if "inactivity_days" in data:
+        # A count for days the owner did not ask for would be stale: the field's error instead.
+        raw = data["inactivity_days"].strip()
+        days = int(raw) if raw.isascii() and raw.isdigit() else None
+        if days is None or not 1 <= days <= 365:
+            context["audience_error"] = "Enter a whole number of days from 1 to 365."
+            return render(request, "campaigns/_audience.html", context)
+        campaign.inactivity_days = days
     if data.get("max_sends") in ("1", "2", "3"):
         campaign.max_sends = int(data["max_sends"])
+    if data.get("audience_step") == "message":
+        enabled = campaign.business.enabled_channels()
+        campaign.channels = [ch for ch in data.getlist("channels") if ch in enabled]
     if "active" in data:
         conditions = {}
         for name in [n for n in data.get("active", "").split(",") if n in CONDITIONS]:
@@ -282,11 +319,9 @@ def audience_count(request: HttpRequest, campaign_id: int) -> HttpResponse:
                 conditions[name] = value
         with contextlib.suppress(ValidationError):  # a half-typed rule keeps the saved conditions
             campaign.conditions = conditions_clean(conditions)
-    return render(
-        request,
-        "campaigns/_audience.html",
-        {"audience": _audience(campaign), "campaign": campaign, "night": next_night(campaign.business)},
-    )
+    audience = _audience(campaign)
+    return render(request, "campaigns/_audience.html", {**context, "audience": audience,
+                                                        "funnel": funnel_display(audience.funnel)})  # fmt: skip
 
 
 def _send_number(raw: str | None, *, max_sends: int) -> int:

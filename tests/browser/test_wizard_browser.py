@@ -91,8 +91,12 @@ def test_an_owner_creates_a_campaign_through_all_seven_steps(page, live_server, 
     page.click("#next")
 
     expect(page.locator(".stepper li.current")).to_contain_text("Review")
-    expect(page.locator("#review-audience")).to_have_text("5")
-    expect(page.locator("#estimate-sms")).to_have_text("5")
+    expect(page.locator("#funnel-lapsed")).to_have_text("5")
+    # The control group (10 %, by member) is not counted as recipients, nor in the SMS estimate.
+    held_out = page.locator("#funnel-control")
+    control = int(held_out.inner_text().lstrip("−")) if held_out.count() else 0
+    expect(page.locator("#review-audience")).to_have_text(str(5 - control))
+    expect(page.locator("#estimate-sms")).to_have_text(str(5 - control))
     shot("wizard-7-review")
     page.click("#activate")
 
@@ -221,3 +225,45 @@ def test_the_wizard_is_usable_on_a_390px_phone(page, live_server, owner, shop, s
     page.click("#activate")
     expect(page.locator(".msg-success")).to_contain_text("Campaign activated")
     assert latest().status == "active"
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])  # fmt: skip
+def test_the_audience_funnel_says_why_nobody_would_be_messaged(page, live_server, owner, shop, shot, viewport):
+    """Picking a channel nobody can be reached on: 0 messaged, and the funnel says why."""
+    page.set_viewport_size(viewport)
+    size = "phone" if viewport["width"] < 500 else "desktop"
+    campaign = campaign_make(shop, status="draft", inactivity_days=14, channels=["sms"], control_share=10)
+    sign_in(page, live_server, owner.username)
+
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/edit/message/")
+    expect(page.locator("#funnel-lapsed")).to_have_text("7")  # (the member gone 5 days is not lapsed)
+    assert count(page) > 0
+    page.uncheck("#channel-sms")
+    page.check("#channel-push")
+    expect(page.locator("#audience-count")).to_have_text("0")
+    expect(page.locator("#audience-why")).to_contain_text("not reachable on the chosen channels")
+    expect(page.locator("#audience-funnel")).to_contain_text("Web push: 7 with no push subscription")
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    shot(f"funnel-zero-messaged-{size}")
+
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/edit/trigger/")
+    page.fill("#id_inactivity_days", "400")
+    expect(page.locator("#audience-error")).to_be_visible()
+    expect(page.locator("#audience-count")).to_have_count(0)
+    shot(f"funnel-invalid-days-{size}")
+
+
+def test_preview_tonight_and_send_me_a_test_from_the_campaign_page(page, live_server, owner, shop, shot):
+    campaign = campaign_make(shop, inactivity_days=14, channels=["sms", "email"], control_share=20)
+    sign_in(page, live_server, owner.username)
+    page.set_viewport_size({"width": 390, "height": 844})
+
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
+    page.click("#send-me-a-test")
+    expect(page.locator(".messages").first).to_contain_text("Test Email sent to owner@kopi.example")
+    page.click("#preview-tonight")
+    expect(page.locator("#tonight tbody tr")).to_have_count(7)
+    expect(page.locator("#tonight")).to_contain_text("We miss you, Lapsed")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot("preview-tonight-phone")

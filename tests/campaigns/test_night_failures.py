@@ -64,8 +64,8 @@ def test_run_winback_evaluates_every_business_when_one_fails_reports_it_and_exit
             call_command("run_winback", stdout=out, stderr=err)
 
     assert run_dates() == {first.pk: [T0.date()], last.pk: [T0.date()]}
-    assert "a-cafe 2026-05-12: 0 campaign(s)" in out.getvalue()
-    assert "c-deli 2026-05-12: 1 campaign(s)" in out.getvalue()
+    assert "a-cafe 2026-05-12: 0 campaigns" in out.getvalue()
+    assert "c-deli 2026-05-12: 1 campaign" in out.getvalue()
     assert "b-bar 2026-05-12 failed: KeyError: 'expiry_days'" in err.getvalue()
     failure = failure_of(bad)
     assert (failure.local_date, failure.failures, failure.error) == (T0.date(), 1, "KeyError: 'expiry_days'")

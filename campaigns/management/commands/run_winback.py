@@ -50,7 +50,9 @@ class Command(BaseCommand):
             with business_scope(outcome.business_id):
                 names = dict(Campaign.objects.filter(pk__in=result.stats).values_list("pk", "name"))
             verb = "would send" if dry_run else "sent"
-            self.stdout.write(f"{slug} {outcome.local_date}: {len(result.stats)} campaign(s)")
+            self.stdout.write(
+                f"{slug} {outcome.local_date}: {len(result.stats)} campaign{'' if len(result.stats) == 1 else 's'}"
+            )
             for campaign_id, s in sorted(result.stats.items()):
                 self.stdout.write(
                     f"  campaign {campaign_id} “{names.get(campaign_id, '?')}”: selected {s['selected']}, "

@@ -30,5 +30,7 @@ class Command(BaseCommand):
             except ImportFailed as exc:
                 for error in exc.report.errors:
                     self.stderr.write(str(error))
-                raise CommandError(f"Nothing imported: {len(exc.report.errors)} bad row(s).") from exc
+                raise CommandError(
+                    f"Nothing imported: {len(exc.report.errors)} bad row{'' if len(exc.report.errors) == 1 else 's'}."
+                ) from exc
         self.stdout.write(f"Imported {report.members} members and {report.visits} visits.")
