@@ -244,30 +244,26 @@ def reachable_q(channel: str, *, prefix: str = "") -> Q:
 
 def reachable_sql(channel: str, *, member: str = "m") -> str:
     """``reachable_q`` as a SQL condition on the member row ``member``."""
-    from notifications.models import PushSubscription
-
-    if channel == "sms" or channel == "whatsapp":
-        return f"({member}.consent_{channel} AND {member}.phone <> '')"
-    if channel == "email":
-        return f"({member}.consent_email AND {member}.email <> '')"
-    if channel == "push":
-        table = PushSubscription._meta.db_table
-        return f"({member}.consent_push AND EXISTS (SELECT 1 FROM {table} ps WHERE ps.member_id = {member}.id))"
-    raise ValueError(f"unknown channel {channel}")
+    return f"({member}.consent_{channel} AND {_address_sql(channel, member=member, present=True)})"
 
 
 def contact_missing_sql(channel: str, *, member: str = "m") -> str:
     """The member row ``member`` has nothing to reach on ``channel`` (no phone, no email, no push
     subscription): with ``reachable_sql`` it tells "no address" from "no consent"."""
+    return f"({_address_sql(channel, member=member, present=False)})"
+
+
+def _address_sql(channel: str, *, member: str, present: bool) -> str:
+    """Whether the member row has (``present``) or lacks an address on ``channel``."""
     from notifications.models import PushSubscription
 
     if channel == "sms" or channel == "whatsapp":
-        return f"({member}.phone = '')"
+        return f"{member}.phone {'<>' if present else '='} ''"
     if channel == "email":
-        return f"({member}.email = '')"
+        return f"{member}.email {'<>' if present else '='} ''"
     if channel == "push":
         table = PushSubscription._meta.db_table
-        return f"(NOT EXISTS (SELECT 1 FROM {table} ps WHERE ps.member_id = {member}.id))"
+        return f"{'' if present else 'NOT '}EXISTS (SELECT 1 FROM {table} ps WHERE ps.member_id = {member}.id)"
     raise ValueError(f"unknown channel {channel}")
 
 
