@@ -170,25 +170,9 @@ def test_one_callback_delivered_four_times_at_once_is_applied_once(twilio):
     )
     member, d = sent_sms(shop)
     data = {"MessageSid": d.provider_id, "MessageStatus": "undelivered", "ErrorCode": "21610"}
-    barrier = threading.Barrier(4)
-    answers, errors = [], []
+    errors, responses = _posted_at_once(STATUS, data)
 
-    def post():
-        try:
-            barrier.wait()
-            answers.append(_signed_post(Client(), STATUS, data).status_code)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert (errors, answers) == ([], [204] * 4)
+    assert (errors, [r.status_code for r in responses]) == ([], [204] * 4)
     with scopes_disabled():
         assert DeliveryEvent.objects.filter(delivery=d, detail__startswith="Twilio").count() == 1
         assert ProviderEvent.objects.filter(business=shop, kind="status").count() == 1
@@ -201,23 +185,8 @@ def test_one_inbound_stop_delivered_four_times_at_once_is_applied_once(twilio):
     shop = business_make(name="Kopi", channel_settings={"sms": {"enabled": True, "sender": SENDER}})
     member = member_make(shop, phone="+60123456789", consents={"sms": True})
     data = {"MessageSid": sid(), "From": member.phone, "To": SENDER, "Body": "STOP"}
-    barrier = threading.Barrier(4)
-    answers, errors = [], []
-
-    def post():
-        try:
-            barrier.wait()
-            answers.append(_signed_post(Client(), INBOUND, data).content)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors, responses = _posted_at_once(INBOUND, data)
+    answers = [r.content for r in responses]
 
     assert errors == []
     assert sorted(b"unsubscribed" in a for a in answers) == [False, False, False, True]  # one confirmation
@@ -282,3 +251,25 @@ def test_a_stop_through_a_messaging_service_finds_its_business(shop, twilio, cli
 
     assert member_of(other, theirs).consent_sms is False
     assert member_of(shop, member).consent_sms is True
+
+
+def _posted_at_once(url: str, data: dict, *, times: int = 4) -> tuple[list, list]:
+    """The same signed webhook posted by ``times`` threads at one instant: (errors, responses)."""
+    barrier = threading.Barrier(times)
+    responses, errors = [], []
+
+    def post():
+        try:
+            barrier.wait()
+            responses.append(_signed_post(Client(), url, data))
+        except Exception as exc:  # noqa: BLE001 - asserted by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors, responses
