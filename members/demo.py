@@ -84,7 +84,8 @@ def _profile(rng: random.Random) -> tuple[str, int | None]:
     if roll < 0.35:
         return "regular", rng.randint(0, 9)
     if roll < 0.50:
-        return "lapsed", rng.randint(14, 29)
+        # Some cross the 14-day campaign's threshold tonight, so its send can be watched going out.
+        return "lapsed", rng.choice((14, 14, 14, *range(14, 30)))
     if roll < 0.62:
         return "lapsed", rng.randint(30, 59)
     if roll < 0.72:
@@ -129,7 +130,11 @@ def _member_history(rng: random.Random, *, business: Business, index: int, now: 
             visits.append(_visit(business, VisitKind.BALANCE_CHECK, joined + timedelta(hours=rng.randint(1, 200))))
         return member, visits
     gap = rng.uniform(3, 9) if kind == "regular" else rng.uniform(6, 25)
-    last = now - timedelta(days=last_days, hours=rng.randint(0, 10))
+    # Days are the business's: "14 days ago" is 14 local dates before today there, and a visit is
+    # at café hours there, whatever the time zone of the machine that makes the demo.
+    tz = business.tzinfo
+    local_now = now.astimezone(tz)
+    last = local_now - timedelta(days=last_days)  # its hour is drawn below, as every visit's
     moment = joined + timedelta(hours=rng.randint(1, 48))
     moments = []
     while moment < last:
@@ -138,7 +143,7 @@ def _member_history(rng: random.Random, *, business: Business, index: int, now: 
     moments.append(last)
     stamps = 0
     for at in moments:
-        at = at.replace(hour=rng.randint(8, 19), minute=rng.randint(0, 59))
+        at = at.astimezone(tz).replace(hour=rng.randint(8, 19), minute=rng.randint(0, 59))
         if at > now:
             at = now - timedelta(minutes=rng.randint(5, 60))
         amount = Decimal(rng.randint(500, 4500)) / 100
