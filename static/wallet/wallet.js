@@ -171,7 +171,10 @@
 
   function rewardLine(reward) {
     if (!reward) return "";
-    const expiry = reward.expires_at ? ` · until ${new Date(reward.expires_at).toLocaleDateString()}` : "";
+    // The day as the message page writes it ("17 Dec 2026"), in the page's language.
+    const until = (at) => new Date(at).toLocaleDateString(document.documentElement.lang || undefined,
+      { day: "numeric", month: "short", year: "numeric" });
+    const expiry = reward.expires_at ? ` · until ${until(reward.expires_at)}` : "";
     const code = reward.code ? ` <span class="code">${escapeHtml(reward.code)}</span>` : "";
     return `<div><strong>${escapeHtml(reward.title)}</strong> <span class="pill">${escapeHtml(reward.status)}</span>${code}<span class="muted small">${expiry}</span></div>`;
   }
@@ -184,7 +187,7 @@
     $("stamps").textContent = card.stamps_balance;
     $("points").textContent = card.points_balance;
     $("card-code").textContent = card.card_code;
-    $("to-full").textContent = card.stamps_to_full_card === 0 ? "Your card is full: ask for your reward!" : `${card.stamps_to_full_card} more stamp(s) to a full card.`;
+    $("to-full").textContent = card.stamps_to_full_card === 0 ? "Your card is full: ask for your reward!" : `${card.stamps_to_full_card} more ${card.stamps_to_full_card === 1 ? "stamp" : "stamps"} to a full card.`;
     const qr = await call(card.qr_svg_url, { raw: true });
     $("qr").src = URL.createObjectURL(await qr.blob());
     const rewards = $("rewards");

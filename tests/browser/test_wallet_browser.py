@@ -49,6 +49,7 @@ def test_a_member_signs_in_sees_card_and_reward_and_a_push_opens_the_message(pag
     page.click("#sign-in-button")
 
     expect(page.locator("#stamps")).to_have_text("3")
+    expect(page.locator("#to-full")).to_have_text(f"{business.stamps_per_card - 3} more stamps to a full card.")
     expect(page.locator("#rewards")).to_contain_text("a free latte")
     expect(page.locator("#rewards")).to_contain_text("LATTE12345")
     expect(page.locator("#inbox")).to_contain_text("We miss you, Wei!")
