@@ -50,9 +50,30 @@ def _purchases_within(days: int) -> QuerySet:
 MONEY = DecimalField(max_digits=14, decimal_places=2)
 
 
+def _earlier_window(days: int) -> QuerySet:
+    """Inside a purchase subquery of ``_purchases_within``: a counted earlier send of the same
+    campaign to the same member whose window also holds the purchase. A purchase is the revenue
+    of the first send whose window holds it, so a second message sent before the first's window
+    closed does not count it again."""
+    return CampaignSend.objects.filter(
+        campaign_id=OuterRef(OuterRef("campaign_id")),
+        member_id=OuterRef("member_id"),
+        created_at__lt=OuterRef(OuterRef("created_at")),
+        created_at__gte=ExpressionWrapper(
+            OuterRef("occurred_at") - Value(timedelta(days=days)), output_field=DateTimeField()
+        ),  # fmt: skip
+    ).exclude(outcome__in=NOT_COUNTED)
+
+
 def _attributed(sends: QuerySet, days: int) -> QuerySet:
     purchases = _purchases_within(days)
-    revenue = purchases.order_by().values("member_id").annotate(total=Sum("amount")).values("total")
+    revenue = (
+        purchases.filter(~Exists(_earlier_window(days)))
+        .order_by()
+        .values("member_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
     return sends.exclude(outcome__in=NOT_COUNTED).annotate(
         won=Exists(purchases),
         revenue=Coalesce(Subquery(revenue, output_field=MONEY), Value(Decimal("0")), output_field=MONEY),
@@ -106,6 +127,33 @@ def campaign_outcomes(*, campaigns: list[Campaign], since: datetime | None = Non
                 r["members_n"], r["sends_n"], r["won_n"], r["revenue_sum"] or Decimal("0")
             )
     return outcomes
+
+
+def won_back_total(*, campaigns: list[Campaign], since: datetime) -> ArmOutcome:
+    """Across ``campaigns``: the members messaged (arms A and B) since ``since`` who came back,
+    each member once, and the purchases inside their windows, each purchase once, however many
+    campaigns claim them (the dashboard's figure; each campaign's own is ``campaign_outcomes``).
+    One query."""
+    claimed = Q(pk__in=[])
+    for days in sorted({c.attribution_days for c in campaigns}):
+        treated = (
+            CampaignSend.objects.filter(
+                campaign_id__in=[c.pk for c in campaigns if c.attribution_days == days],
+                arm__in=[Arm.A, Arm.B],
+                member_id=OuterRef("member_id"),
+                created_at__lt=OuterRef("occurred_at"),
+                created_at__gte=ExpressionWrapper(
+                    OuterRef("occurred_at") - Value(timedelta(days=days)), output_field=DateTimeField()
+                ),  # fmt: skip
+            )
+            .filter(created_at__gte=since)
+            .exclude(outcome__in=NOT_COUNTED)
+        )
+        claimed |= Q(Exists(treated))
+    figures = Visit.objects.filter(claimed, kind=VisitKind.PURCHASE, occurred_at__gt=since).aggregate(
+        won=Count("member_id", distinct=True), revenue=Sum("amount")
+    )
+    return ArmOutcome(won=figures["won"] or 0, revenue=figures["revenue"] or Decimal("0"))
 
 
 def campaign_treatment(outcome: dict[str, ArmOutcome]) -> ArmOutcome:
@@ -433,12 +481,11 @@ def business_dashboard(*, business, now: datetime) -> dict:
     campaigns = list(
         Campaign.objects.filter(business=business).exclude(status="draft").only("pk", "status", "attribution_days")
     )
-    # Won back, last 30 days (a "this month" figure reads 0 on the 1st): members picked since then
-    # who came back — the one count (campaign_outcomes) every surface reads.
+    # Won back, last 30 days (a "this month" figure reads 0 on the 1st): members messaged since
+    # then who came back, by the campaigns' one definition, each member and purchase once.
     wins_since = since(30)
-    outcomes = campaign_outcomes(campaigns=campaigns, since=wins_since)
-    treated = [campaign_treatment(o) for o in outcomes.values()]
-    wins, revenue = sum(t.won for t in treated), sum((t.revenue for t in treated), Decimal("0"))
+    won = won_back_total(campaigns=campaigns, since=wins_since) if campaigns else ArmOutcome()
+    wins, revenue = won.won, won.revenue
     return {
         "members": members,
         # Not "messages": that name is Django's flash messages in every template's context.

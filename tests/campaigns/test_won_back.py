@@ -96,6 +96,47 @@ def test_a_member_counts_once_however_many_sends_brought_them_back(db):
     assert api["treatment"]["win_rate"] == 1.0
 
 
+def test_a_purchase_inside_two_sends_windows_counts_once_in_the_revenue(db):
+    """The second message went out before the first's window closed: the purchase after it is in
+    both windows, and its amount is counted once (for the earlier send) on every surface."""
+    business = business_make(timezone="UTC", frequency_cap_days=0)
+    campaign = campaign_make(business, channels=["sms"], max_sends=2, attribution_days=14)
+    m = member_make(business, phone="+60123456789", consents={"sms": True})
+    with time_machine.travel(NOW, tick=False):
+        visit_make(m, at=NOW - timedelta(days=90), amount=Decimal("3.00"))
+        with scope(business=business.pk):
+            for number, days_ago in ((1, 12), (2, 5)):
+                created = NOW - timedelta(days=days_ago)
+                CampaignSend.objects.create(business=business, campaign=campaign, member=m, send_number=number,
+                                            local_date=created.date(), outcome="sent", created_at=created)  # fmt: skip
+        visit_make(m, at=NOW - timedelta(days=8), amount=Decimal("5.00"))  # inside send 1's window only
+        visit_make(m, at=NOW - timedelta(days=2), amount=Decimal("7.00"))  # inside both windows
+        owner = client_for(user_make("owner", business))
+        page, api, export, cards, dashboard = _surfaces(owner, campaign)
+
+    assert (api["treatment"]["members"], api["treatment"]["won"], api["treatment"]["revenue"]) == (1, 1, "12.00")
+    assert 'id="r-revenue">12.00<' in page and 'id="d-revenue">12.00 ' in dashboard
+    assert sum(Decimal(r["revenue"]) for r in export) == Decimal("12.00")
+
+
+def test_the_dashboard_counts_a_member_and_a_purchase_once_when_two_campaigns_claim_them(db):
+    business = business_make(timezone="UTC", frequency_cap_days=0)
+    first = campaign_make(business, channels=["sms"], attribution_days=14)
+    second = campaign_make(business, channels=["sms"], attribution_days=30, inactivity_days=30)
+    m = member_make(business, phone="+60123456789", consents={"sms": True})
+    with time_machine.travel(NOW, tick=False):
+        visit_make(m, at=NOW - timedelta(days=90), amount=Decimal("3.00"))
+        with scope(business=business.pk):
+            for campaign in (first, second):
+                created = NOW - timedelta(days=6)
+                CampaignSend.objects.create(business=business, campaign=campaign, member=m, send_number=1,
+                                            local_date=created.date(), outcome="sent", created_at=created)  # fmt: skip
+        visit_make(m, at=NOW - timedelta(days=2), amount=Decimal("7.00"))
+        dashboard = client_for(user_make("owner", business)).get("/dashboard/").content.decode()
+
+    assert 'id="d-wins">1<' in dashboard and 'id="d-revenue">7.00 ' in dashboard
+
+
 def _queries(client, campaign) -> dict[str, int]:
     counts = {}
     for name, url in (("page", f"/campaigns/{campaign.pk}/"), ("api", f"/api/v1/campaigns/{campaign.pk}/results/"),
