@@ -27,6 +27,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django.utils.translation import ngettext
 
 from members.models import RewardKind, RewardStatus, Visit, VisitKind, WalletReward
@@ -94,6 +95,7 @@ class ArmOutcome:
     sends: int = 0
     won: int = 0
     revenue: Decimal = Decimal("0")
+    waiting: int = 0  # picked, not back yet, and their window still open: the figures can grow
 
 
 def campaign_outcomes(*, campaigns: list[Campaign], since: datetime | None = None) -> dict[int, dict[str, ArmOutcome]]:
@@ -107,6 +109,7 @@ def campaign_outcomes(*, campaigns: list[Campaign], since: datetime | None = Non
     within the attribution window after one of their nights, with that revenue. One query per
     distinct attribution window, whatever the number of campaigns or members."""
     outcomes: dict[int, dict[str, ArmOutcome]] = {c.pk: {arm: ArmOutcome() for arm in Arm.values} for c in campaigns}
+    now = timezone.now()
     for days in sorted({c.attribution_days for c in campaigns}):
         sends = CampaignSend.objects.filter(campaign_id__in=[c.pk for c in campaigns if c.attribution_days == days])
         if since is not None:
@@ -120,11 +123,14 @@ def campaign_outcomes(*, campaigns: list[Campaign], since: datetime | None = Non
                 sends_n=Count("pk"),
                 won_n=Count("member_id", distinct=True, filter=Q(won=True)),
                 revenue_sum=Sum("revenue"),
+                waiting_n=Count(
+                    "member_id", distinct=True, filter=Q(won=False, created_at__gt=now - timedelta(days=days))
+                ),
             )
         )
         for r in rows:
             outcomes[r["campaign_id"]][r["arm"]] = ArmOutcome(
-                r["members_n"], r["sends_n"], r["won_n"], r["revenue_sum"] or Decimal("0")
+                r["members_n"], r["sends_n"], r["won_n"], r["revenue_sum"] or Decimal("0"), r["waiting_n"]
             )
     return outcomes
 
@@ -160,7 +166,8 @@ def campaign_treatment(outcome: dict[str, ArmOutcome]) -> ArmOutcome:
     """The campaign's arms together (A and B), against the control group. Arms are deterministic
     per member, so members add up."""
     a, b = outcome[Arm.A], outcome[Arm.B]
-    return ArmOutcome(a.members + b.members, a.sends + b.sends, a.won + b.won, a.revenue + b.revenue)
+    return ArmOutcome(a.members + b.members, a.sends + b.sends, a.won + b.won, a.revenue + b.revenue,
+                      a.waiting + b.waiting)  # fmt: skip
 
 
 @dataclass
@@ -172,6 +179,7 @@ class ArmFigures:
     opened: int = 0
     won: int = 0  # members who came back (campaign_outcomes)
     revenue: Decimal = Decimal("0")
+    waiting: int = 0  # not back yet, inside their window (campaign_outcomes)
 
     @property
     def win_rate(self) -> float:
@@ -234,6 +242,7 @@ def campaign_results(campaign: Campaign) -> Results:
         arms[row["arm"]].reached, arms[row["arm"]].opened = row["reached_n"], row["opened_n"]
     for arm, o in outcome.items():
         arms[arm].members, arms[arm].sends, arms[arm].won, arms[arm].revenue = o.members, o.sends, o.won, o.revenue
+        arms[arm].waiting = o.waiting
 
     def combine(name: str, parts: list[ArmFigures]) -> ArmFigures:
         return ArmFigures(
@@ -244,6 +253,7 @@ def campaign_results(campaign: Campaign) -> Results:
             sum(p.opened for p in parts),
             sum(p.won for p in parts),
             sum((p.revenue for p in parts), Decimal("0")),
+            sum(p.waiting for p in parts),
         )
 
     treatment = combine("treatment", [arms[Arm.A], arms[Arm.B]])
@@ -387,16 +397,28 @@ def results_summary(results: Results) -> str:
         "%(won)d of %(n)d members picked for a message came back within %(days)d days (%(rate)s)",
         t.members,
     ) % {"won": t.won, "n": t.members, "days": days, "rate": _percent(t.won, t.members)}
+    waiting = t.waiting + results.arms[Arm.CONTROL].waiting
+    still = (
+        " "
+        + ngettext(
+            "For %(n)d member picked in the last %(days)d days the window is still open, so these figures can still grow.",
+            "For %(n)d members picked in the last %(days)d days the window is still open, so these figures can still grow.",
+            waiting,
+        )
+        % {"n": waiting, "days": days}
+        if waiting
+        else ""
+    )
     lift = results.lift
     if lift is None:
-        return f"{first}. Without a control group there is no telling how many would have come back anyway."
+        return f"{first}. Without a control group there is no telling how many would have come back anyway.{still}"
     c = results.arms[Arm.CONTROL]
     held = ngettext(
         "of the %(n)d held back, %(won)d came back (%(rate)s)",
         "of the %(n)d held back, %(won)d came back (%(rate)s)",
         c.members,
     ) % {"n": c.members, "won": c.won, "rate": _percent(c.won, c.members)}
-    opening = f"{first}; {held}."
+    opening = f"{first}; {held}.{still}"
     extra = round(lift.incremental)
     worth = money(lift.incremental_revenue, currency)
     if lift.state == COLLECTING:

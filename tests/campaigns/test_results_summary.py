@@ -85,3 +85,40 @@ def test_the_disclosure_words_a_negative_difference_as_fewer_and_less(campaign):
     assert row["worth"] == "MYR 500 less" and row["worth_range"].endswith("less")
     assert row["chance"] == "under 1\u00a0%"
     assert (chance(0.999), chance(0.5), chance(None)) == ("over 99\u00a0%", "50\u00a0%", "not known yet")
+
+
+def test_open_windows_are_said_so_the_figures_are_not_read_as_final(campaign):
+    r = _results(campaign, n_t=120, won_t=14, n_c=30, won_c=2)
+    r.treatment.waiting, r.arms["control"].waiting = 20, 1
+    assert (
+        "(7\u00a0%). For 21 members picked in the last 14 days the window is still open, so these figures can "
+        "still grow. The difference could still be chance"
+    ) in results_summary(r)
+    r.treatment.waiting, r.arms["control"].waiting = 1, 0
+    assert "For 1 member picked in the last 14 days the window" in results_summary(r)
+
+
+def test_campaign_outcomes_count_the_members_still_inside_their_window(db):
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+    from django_scopes import scope
+
+    from campaigns.models import CampaignSend
+    from campaigns.results import campaign_outcomes
+    from tests.conftest import member_make, visit_make
+
+    business = business_make(timezone="UTC", frequency_cap_days=0)
+    campaign = campaign_make(business, channels=["sms"], attribution_days=14)
+    now = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)
+    with time_machine.travel(now, tick=False), scope(business=business.pk):
+        for i, (days_ago, back) in enumerate(((20, False), (5, False), (5, True), (13, False))):
+            m = member_make(business, phone=f"+6012345678{i}", consents={"sms": True})
+            created = now - timedelta(days=days_ago)
+            CampaignSend.objects.create(business=business, campaign=campaign, member=m, send_number=1,
+                                        local_date=created.date(), outcome="sent", created_at=created)  # fmt: skip
+            if back:
+                visit_make(m, at=created + timedelta(days=1))
+        a = campaign_outcomes(campaigns=[campaign])[campaign.pk]["a"]
+    # Picked 5 and 13 days ago and not back: still inside the 14 days; 20 days ago: over.
+    assert (a.members, a.won, a.waiting) == (4, 1, 2)
