@@ -37,6 +37,7 @@ from campaigns.models import Campaign, CampaignSend, CampaignStatus, SendOutcome
 from campaigns.pacing import QUIET_CHANNELS, SendCalendar
 from campaigns.rules import QUIET_END, QUIET_START
 from members.models import Business, ConsentSource, Member, MemberStatus, RewardStatus, WalletReward
+from winback.db import rows_insert
 
 from .channels import Message, PermanentSendError, PushTarget, TransientSendError, backend_for
 from .models import Delivery, DeliveryEvent, DeliveryStatus, PushSubscription
@@ -72,23 +73,6 @@ def _events(rows: list[tuple[int, int]], status: str, at: datetime, detail: str 
     at_db, detail = connection.ops.adapt_datetimefield_value(at), detail[:500]
     rows_insert(DeliveryEvent, ("business_id", "delivery_id", "status", "at", "detail"),
                 [(b, d, status, at_db, detail) for d, b in rows])  # fmt: skip
-
-
-def rows_insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Multi-row INSERTs of plain tuples (values already adapted for the database), as few as the
-    backend's parameter limit allows: no model instance per row."""
-    if not rows:
-        return
-    ops = connection.ops
-    head = (
-        f"INSERT INTO {ops.quote_name(model._meta.db_table)} ({', '.join(ops.quote_name(c) for c in columns)}) VALUES "
-    )
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    size = max(ops.bulk_batch_size(columns, rows), 1)
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), size):
-            part = rows[start : start + size]
-            cursor.execute(head + ", ".join([one] * len(part)), [value for row in part for value in row])
 
 
 def leases_expire(*, now: datetime) -> tuple[int, int]:
