@@ -430,10 +430,10 @@ def main(argv: list[str] | None = None) -> int:
 
     call_command("migrate", verbosity=0, interactive=False)  # the schema the code expects, as benchmarks.run
 
-    default_chunk = dispatcher.CHUNK
+    default_chunk = dispatcher.send.CHUNK
     if args.chunk:
-        dispatcher.CHUNK = args.chunk
-    say(f"in-process batches with CHUNK = {dispatcher.CHUNK}")
+        dispatcher.send.CHUNK = args.chunk
+    say(f"in-process batches with CHUNK = {dispatcher.send.CHUNK}")
     batch = 500
     with connection.cursor() as cursor:
         size = batch * (args.batches + (1 if args.profile else 0))
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         cursor.execute(f"DROP TABLE {SAMPLE_TABLE}")
     if args.inprocess_only:
         return 0
-    dispatcher.CHUNK = default_chunk  # the worker runs the code as it is
+    dispatcher.send.CHUNK = default_chunk  # the worker runs the code as it is
 
     say("worker:")
     d = dispatch_run(sample_size=args.sample, time_limit=args.seconds)
