@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as dtime
-from pathlib import Path
 
-from .db import REDIS_URL, say
-from .night import StepTimer
+from .db import say
+from .timing import StepTimer
+from .worker import broker_flush, group_cpu_seconds, worker_start, worker_stop, worker_wait_ready
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_TABLE = "bench_dispatch_sample"
 QUIET_START, QUIET_END = dtime(8, 0), dtime(20, 30)  # 08:00–21:00 in the dispatcher, with a margin
 
@@ -52,99 +47,6 @@ class DispatchResult:
     @property
     def worker_rate(self) -> float:
         return self.sent / self.sent_span_s if self.sent_span_s else 0.0
-
-
-# --- the worker ----------------------------------------------------------------------------------
-
-
-def broker_flush() -> None:
-    """Empty the benchmark's Redis database (14): no stale or unacknowledged task survives a run."""
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-
-
-def worker_start(*, concurrency: int, log_path: str) -> subprocess.Popen:
-    celery = Path(sys.executable).with_name("celery")
-    cmd = [
-        str(celery),
-        "-A",
-        "winback",
-        "worker",
-        "--concurrency",
-        str(concurrency),
-        "--loglevel",
-        "WARNING",
-        "-Q",
-        "celery",
-        "-n",
-        f"bench-{os.getpid()}@%h",
-    ]
-    log = open(log_path, "wb")  # noqa: SIM115 - handed to the child, closed with it
-    try:
-        # Its own session: the whole group (main process and pool children) is stopped at the end.
-        return subprocess.Popen(
-            cmd, cwd=BASE_DIR, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    finally:
-        log.close()
-
-
-def worker_wait_ready(proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    from winback.celery import app
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited with {proc.returncode}")
-        if app.control.ping(timeout=1.0):
-            return
-    raise RuntimeError("the Celery worker did not answer a ping in time")
-
-
-def worker_stop(proc: subprocess.Popen) -> None:
-    """Warm shutdown (SIGTERM to the main process, which stops its pool); the whole process
-    group is killed if it has not stopped in 30 s."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    # Pool children left behind in the group (they should have gone with the parent).
-    for pid in _group_pids(proc.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _group_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid:  # field 5 of /proc/PID/stat: the process group
-            pids.append(int(entry.name))
-    return pids
-
-
-def _group_cpu_seconds(pgid: int) -> float:
-    """CPU time (user + system) of the live processes of a group, from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in _group_pids(pgid):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError):
-            continue
-    return total / ticks
 
 
 # --- the sample ----------------------------------------------------------------------------------
@@ -312,7 +214,7 @@ def dispatch_run(
     proc = worker_start(concurrency=concurrency, log_path=log_path)
     try:
         worker_wait_ready(proc)
-        cpu_before = _group_cpu_seconds(proc.pid)
+        cpu_before = group_cpu_seconds(proc.pid)
         say(f"  worker up (pid {proc.pid}, concurrency {concurrency}, log {log_path}); dispatching…")
 
         def enqueue(business_id: int, ids: list[int]) -> None:
@@ -358,7 +260,7 @@ def dispatch_run(
                     say(f"    {moment - start:5.0f} s: {result.claimed:,} claimed, {inflight:,} queued or sending")
                 time.sleep(0.2)
         result.seconds = time.perf_counter() - start
-        result.worker_cpu_s = _group_cpu_seconds(proc.pid) - cpu_before
+        result.worker_cpu_s = group_cpu_seconds(proc.pid) - cpu_before
     finally:
         worker_stop(proc)
         broker_flush()
@@ -430,10 +332,10 @@ def main(argv: list[str] | None = None) -> int:
 
     call_command("migrate", verbosity=0, interactive=False)  # the schema the code expects, as benchmarks.run
 
-    default_chunk = dispatcher.CHUNK
+    default_chunk = dispatcher.send.CHUNK
     if args.chunk:
-        dispatcher.CHUNK = args.chunk
-    say(f"in-process batches with CHUNK = {dispatcher.CHUNK}")
+        dispatcher.send.CHUNK = args.chunk
+    say(f"in-process batches with CHUNK = {dispatcher.send.CHUNK}")
     batch = 500
     with connection.cursor() as cursor:
         size = batch * (args.batches + (1 if args.profile else 0))
@@ -460,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         cursor.execute(f"DROP TABLE {SAMPLE_TABLE}")
     if args.inprocess_only:
         return 0
-    dispatcher.CHUNK = default_chunk  # the worker runs the code as it is
+    dispatcher.send.CHUNK = default_chunk  # the worker runs the code as it is
 
     say("worker:")
     d = dispatch_run(sample_size=args.sample, time_limit=args.seconds)

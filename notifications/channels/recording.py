@@ -9,6 +9,8 @@ import uuid
 from django.conf import settings
 from django.utils import timezone
 
+from winback.db import rows_insert
+
 from .base import ChannelBackend, Message
 
 # Tests set this to a list (``tests/conftest.py``): every message sent, in clear, like Django's
@@ -39,7 +41,6 @@ class RecordingBackend(ChannelBackend):
     def flush(self) -> None:
         from django.db import connection
 
-        from notifications.dispatcher import rows_insert
         from notifications.models import RecordedMessage
 
         if not self._pending:

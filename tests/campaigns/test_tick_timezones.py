@@ -136,7 +136,7 @@ def test_a_batch_evaluates_each_business_in_its_scope_and_survives_one_failing(d
         return real(business=business, **kwargs)
 
     day = date(2026, 6, 2)
-    with mock.patch.object(engine, "business_evaluate", side_effect=evaluate):
+    with mock.patch.object(engine.tick, "business_evaluate", side_effect=evaluate):
         done = tasks.businesses_evaluate_task.apply(
             kwargs={"pairs": [[good.pk, day.isoformat()], [bad.pk, day.isoformat()], [other.pk, day.isoformat()]]}
         ).get()

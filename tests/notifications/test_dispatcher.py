@@ -521,7 +521,7 @@ class CrashingBackend(RecordingBackend):
 
 
 def test_a_worker_killed_mid_batch_sends_nothing_twice_and_loses_nothing_silently(business, monkeypatch):
-    monkeypatch.setattr(dispatcher, "CHUNK", 50)
+    monkeypatch.setattr(dispatcher.send, "CHUNK", 50)
     campaign_make(business)
     lapsed(business, 120)  # three chunks of 50
     night(business, D)
@@ -585,7 +585,7 @@ def _queries_to_send(business, now):
 
 def test_each_chunk_costs_a_fixed_number_of_statements(business, monkeypatch):
     # given 24 SMS deliveries due, sent in chunks of 4 or of 8
-    monkeypatch.setattr(dispatcher, "CHUNK", 4)
+    monkeypatch.setattr(dispatcher.send, "CHUNK", 4)
     campaign_make(business, channels=["sms"])
     lapsed(business, 24)
     night(business, D)
@@ -598,7 +598,7 @@ def test_each_chunk_costs_a_fixed_number_of_statements(business, monkeypatch):
     # when the first half goes out in three chunks of 4 and the second in two chunks of 6
     with scope(business=business.pk), CaptureQueriesContext(connection) as three:
         assert dispatcher.deliveries_send(delivery_ids=ids[:12], now_fn=lambda: now).sent == 12
-    monkeypatch.setattr(dispatcher, "CHUNK", 6)
+    monkeypatch.setattr(dispatcher.send, "CHUNK", 6)
     with scope(business=business.pk), CaptureQueriesContext(connection) as two:
         assert dispatcher.deliveries_send(delivery_ids=ids[12:], now_fn=lambda: now).sent == 12
 
