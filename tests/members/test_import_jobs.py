@@ -107,7 +107,7 @@ def test_an_upload_with_a_bad_header_or_encoding_is_refused_at_once(owner_client
 
 
 def test_an_upload_over_the_row_limit_is_refused_at_once(owner_client, business, monkeypatch):
-    monkeypatch.setattr(importing, "MAX_ROWS", 3)
+    monkeypatch.setattr(importing.files, "MAX_ROWS", 3)  # read where the rows are counted
 
     response = upload(owner_client, b"first_name\nA\nB\nC\nD\n")
 

@@ -1,8 +1,4 @@
-"""Campaign validation, conditions and reachability compiled to SQL, rewards described and rendered.
-
-Used by the model's ``clean()``, the wizard, the API and ``campaign_activate`` alike, so every
-interface gives the same errors.
-"""
+"""Campaign validation, by field, shared by every interface; rewards cleaned and described."""
 
 from __future__ import annotations
 
@@ -12,12 +8,11 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
 
 from members.models import CHANNELS, RewardKind
 
 if TYPE_CHECKING:
-    from .models import Campaign
+    from ..models import Campaign
 
 PLACEHOLDERS = ("{first_name}", "{business}", "{reward}", "{days_away}")
 QUIET_START, QUIET_END = time(8, 0), time(21, 0)  # SMS and WhatsApp only between these, member-local
@@ -171,102 +166,6 @@ def conditions_clean(conditions: dict | None) -> dict:
     return out
 
 
-# Each condition as the member column it tests, the comparison, and the value's SQL type. The
-# night's selection carries one nullable column per condition for every campaign (NULL: not
-# set), so one statement evaluates every campaign of a business; never per member in Python.
-CONDITION_SQL: dict[str, tuple[str, str, str]] = {
-    "min_visits": ("purchase_count", ">=", "integer"),
-    "max_visits": ("purchase_count", "<=", "integer"),
-    "min_spend": ("total_spent", ">=", "numeric"),
-    "joined_before": ("joined_on", "<", "date"),
-    "joined_after": ("joined_on", ">", "date"),
-    "min_points": ("points_balance", ">=", "integer"),
-    "min_stamps": ("stamps_balance", ">=", "integer"),
-    # max_days_away arrives as the instant a member must have purchased at or after.
-    "max_days_away": ("last_purchase_at", ">=", "timestamp with time zone"),
-}
-FLAG_CONDITION_SQL: dict[str, str] = {"has_email": "email", "has_phone": "phone"}
-
-
-def condition_values(conditions: dict, *, days_away_since) -> dict[str, Any]:
-    """The value each condition of CONDITION_SQL compares with (None: not set), plus the flags.
-
-    ``days_away_since(n)`` gives the instant a member must have purchased at or after to be
-    at most ``n`` days away on the night being evaluated.
-    """
-    c = conditions or {}
-    values: dict[str, Any] = {
-        "min_visits": c.get("min_visits"),
-        "max_visits": c.get("max_visits"),
-        "min_spend": Decimal(c["min_spend"]) if "min_spend" in c else None,
-        "joined_before": date.fromisoformat(c["joined_before"]) if "joined_before" in c else None,
-        "joined_after": date.fromisoformat(c["joined_after"]) if "joined_after" in c else None,
-        "min_points": c.get("min_points"),
-        "min_stamps": c.get("min_stamps"),
-        "max_days_away": days_away_since(c["max_days_away"]) if "max_days_away" in c else None,
-    }
-    values.update({name: bool(c.get(name)) for name in FLAG_CONDITION_SQL})
-    return values
-
-
-def conditions_sql(*, member: str = "m", values: str = "c", names=None) -> str:
-    """The conditions (all, or those in ``names``) as SQL over ``member`` rows and a ``values``
-    row of condition_values(); TRUE when there are none."""
-    parts = [
-        f"({values}.{name} IS NULL OR {member}.{column} {op} {values}.{name})"
-        for name, (column, op, _) in CONDITION_SQL.items()
-        if names is None or name in names
-    ]
-    parts += [
-        f"(NOT {values}.{name} OR {member}.{column} <> '')"
-        for name, column in FLAG_CONDITION_SQL.items()
-        if names is None or name in names
-    ]
-    return " AND ".join(parts) or "1 = 1"
-
-
-def reachable_q(channel: str, *, prefix: str = "") -> Q:
-    """Members reachable on ``channel`` with consent (push: a live subscription).
-
-    ``reachable_sql`` says the same in SQL for the night; a test holds the two equal.
-    """
-    from notifications.models import PushSubscription
-
-    if channel == "sms" or channel == "whatsapp":
-        return Q(**{f"{prefix}consent_{channel}": True}) & ~Q(**{f"{prefix}phone": ""})
-    if channel == "email":
-        return Q(**{f"{prefix}consent_email": True}) & ~Q(**{f"{prefix}email": ""})
-    if channel == "push":
-        member_ref = OuterRef(prefix.removesuffix("__") + "_id" if prefix else "pk")
-        return Q(**{f"{prefix}consent_push": True}) & Q(Exists(PushSubscription.objects.filter(member=member_ref)))
-    raise ValueError(f"unknown channel {channel}")
-
-
-def reachable_sql(channel: str, *, member: str = "m") -> str:
-    """``reachable_q`` as a SQL condition on the member row ``member``."""
-    return f"({member}.consent_{channel} AND {_address_sql(channel, member=member, present=True)})"
-
-
-def contact_missing_sql(channel: str, *, member: str = "m") -> str:
-    """The member row ``member`` has nothing to reach on ``channel`` (no phone, no email, no push
-    subscription): with ``reachable_sql`` it tells "no address" from "no consent"."""
-    return f"({_address_sql(channel, member=member, present=False)})"
-
-
-def _address_sql(channel: str, *, member: str, present: bool) -> str:
-    """Whether the member row has (``present``) or lacks an address on ``channel``."""
-    from notifications.models import PushSubscription
-
-    if channel == "sms" or channel == "whatsapp":
-        return f"{member}.phone {'<>' if present else '='} ''"
-    if channel == "email":
-        return f"{member}.email {'<>' if present else '='} ''"
-    if channel == "push":
-        table = PushSubscription._meta.db_table
-        return f"{'' if present else 'NOT '}EXISTS (SELECT 1 FROM {table} ps WHERE ps.member_id = {member}.id)"
-    raise ValueError(f"unknown channel {channel}")
-
-
 def pacing_clean(pacing: dict | None) -> dict:
     out: dict[str, dict[str, int]] = {}
     for channel, values in (pacing or {}).items():
@@ -300,79 +199,140 @@ def message_check(title: str, body: str, *, field_prefix: str = "") -> dict[str,
 
 
 def campaign_validate(campaign: Campaign, *, for_activation: bool) -> None:
-    """Raise ValidationError with every problem, by field. Drafts may leave the message empty."""
+    """Raise ValidationError with every problem, by field. Drafts may leave the message empty.
+
+    Each check looks at one part of the campaign (and normalises it where it cleans a value);
+    activation adds the checks a draft may fail.
+    """
+    checks = _DRAFT_CHECKS + (_ACTIVATION_CHECKS if for_activation else ())
     errors: dict[str, list[str]] = {}
+    for check in checks:
+        for field, messages in check(campaign).items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationError(errors)
 
-    def add(field: str, messages) -> None:
-        errors.setdefault(field, []).extend(messages if isinstance(messages, list) else [messages])
 
+Errors = dict[str, list[str]]
+
+
+def _basics_check(campaign: Campaign) -> Errors:
+    errors: Errors = {}
     if not (campaign.name or "").strip():
-        add("name", "Give the campaign a name.")
+        errors["name"] = ["Give the campaign a name."]
     if not 1 <= (campaign.inactivity_days or 0) <= 365:
-        add("inactivity_days", "The inactivity period must be between 1 and 365 days.")
+        errors["inactivity_days"] = ["The inactivity period must be between 1 and 365 days."]
     if campaign.max_sends not in (1, 2, 3):
-        add("max_sends", "Maximum sends per member must be 1, 2 or 3.")
+        errors["max_sends"] = ["Maximum sends per member must be 1, 2 or 3."]
+    return errors
+
+
+def _reward_check(campaign: Campaign) -> Errors:
     try:
         campaign.reward = reward_clean(campaign.reward)
     except ValidationError as exc:
-        for field, msgs in (exc.message_dict if hasattr(exc, "error_dict") else {"reward": exc.messages}).items():
-            add(f"reward_{field}" if field != "reward" else "reward", msgs)
+        by_field = exc.message_dict if hasattr(exc, "error_dict") else {"reward": exc.messages}
+        return {(f"reward_{field}" if field != "reward" else "reward"): msgs for field, msgs in by_field.items()}
+    return {}
+
+
+def _escalation_check(campaign: Campaign) -> Errors:
     if not isinstance(campaign.escalation, list) or len(campaign.escalation) > 2:
-        add("escalation", "Escalation has at most two further sends.")
-    else:
-        cleaned = []
-        for i, step in enumerate(campaign.escalation, start=2):
-            step = step or {}
-            try:
-                reward = reward_clean(step.get("reward")) if step.get("reward") is not None else None
-            except ValidationError as exc:
-                add(f"escalation_{i}_reward", exc.messages)
-                reward = None
-            for field, msgs in message_check(step.get("title") or "-", step.get("body") or "-").items():
-                add(f"escalation_{i}_{field}", msgs)
-            cleaned.append({"title": step.get("title") or "", "body": step.get("body") or "", "reward": reward})
-        campaign.escalation = cleaned
+        return {"escalation": ["Escalation has at most two further sends."]}
+    errors: Errors = {}
+    cleaned = []
+    for i, step in enumerate(campaign.escalation, start=2):
+        step = step or {}
+        try:
+            reward = reward_clean(step.get("reward")) if step.get("reward") is not None else None
+        except ValidationError as exc:
+            errors[f"escalation_{i}_reward"] = exc.messages
+            reward = None
+        for field, msgs in message_check(step.get("title") or "-", step.get("body") or "-").items():
+            errors[f"escalation_{i}_{field}"] = msgs
+        cleaned.append({"title": step.get("title") or "", "body": step.get("body") or "", "reward": reward})
+    campaign.escalation = cleaned
+    return errors
+
+
+def _channels_check(campaign: Campaign) -> Errors:
     if not isinstance(campaign.channels, list) or any(c not in CHANNELS for c in campaign.channels):
-        add("channels", f"Channels must be among {', '.join(CHANNELS)}.")
-    elif len(set(campaign.channels)) != len(campaign.channels):
-        add("channels", "A channel is listed twice.")
+        return {"channels": [f"Channels must be among {', '.join(CHANNELS)}."]}
+    if len(set(campaign.channels)) != len(campaign.channels):
+        return {"channels": ["A channel is listed twice."]}
+    return {}
+
+
+def _conditions_check(campaign: Campaign) -> Errors:
     try:
         campaign.conditions = conditions_clean(campaign.conditions)
     except ValidationError as exc:
-        for field, msgs in exc.message_dict.items():
-            add(field, msgs)
+        return exc.message_dict
+    return {}
+
+
+def _pacing_check(campaign: Campaign) -> Errors:
     try:
         campaign.pacing = pacing_clean(campaign.pacing)
     except ValidationError as exc:
-        for field, msgs in exc.message_dict.items():
-            add(field, msgs)
-    if not 0 <= (campaign.control_share or 0) <= 20:
-        add("control_share", "The control group must be between 0 % and 20 %.")
-    if not 1 <= (campaign.ab_share_b or 0) <= 99:
-        add("ab_share_b", "The share for variant B must be between 1 % and 99 %.")
-    for text, field in ((campaign.title, "title"), (campaign.body, "body")):
-        if text and "\x00" in text:
-            add(field, "The text contains a NUL character.")
+        return exc.message_dict
+    return {}
 
-    if for_activation:
-        for field, msgs in message_check(campaign.title, campaign.body).items():
-            add(field, msgs)
-        if campaign.ab_enabled:
-            for field, msgs in message_check(
-                campaign.variant_b_title, campaign.variant_b_body, field_prefix="variant_b_"
-            ).items():
-                add(field, msgs)
-        if not campaign.channels:
-            add("channels", "Choose at least one channel.")
-        else:
-            enabled = set(campaign.business.enabled_channels())
-            missing = [c for c in campaign.channels if c not in enabled]
-            if missing:
-                add("channels", f"{', '.join(missing)} is not set up for this business yet (Settings → Channels).")
-        if {"sms", "whatsapp"} & set(campaign.channels or []) and not (QUIET_START <= campaign.send_at < QUIET_END):
-            add(
-                "send_at",
-                "SMS and WhatsApp go out only from 08:00 until 21:00 (member-local); choose a send time from 08:00 to 20:59.",
-            )
-    if errors:
-        raise ValidationError(errors)
+
+def _shares_check(campaign: Campaign) -> Errors:
+    errors: Errors = {}
+    if not 0 <= (campaign.control_share or 0) <= 20:
+        errors["control_share"] = ["The control group must be between 0 % and 20 %."]
+    if not 1 <= (campaign.ab_share_b or 0) <= 99:
+        errors["ab_share_b"] = ["The share for variant B must be between 1 % and 99 %."]
+    return errors
+
+
+def _text_check(campaign: Campaign) -> Errors:
+    return {
+        field: ["The text contains a NUL character."]
+        for text, field in ((campaign.title, "title"), (campaign.body, "body"))
+        if text and "\x00" in text
+    }
+
+
+def _message_ready_check(campaign: Campaign) -> Errors:
+    """The message (and variant B's, in an A/B test) is written."""
+    errors = message_check(campaign.title, campaign.body)
+    if campaign.ab_enabled:
+        errors.update(message_check(campaign.variant_b_title, campaign.variant_b_body, field_prefix="variant_b_"))
+    return errors
+
+
+def _channels_ready_check(campaign: Campaign) -> Errors:
+    """At least one channel, each set up for the business."""
+    if not campaign.channels:
+        return {"channels": ["Choose at least one channel."]}
+    enabled = set(campaign.business.enabled_channels())
+    missing = [c for c in campaign.channels if c not in enabled]
+    if missing:
+        return {"channels": [f"{', '.join(missing)} is not set up for this business yet (Settings → Channels)."]}
+    return {}
+
+
+def _send_at_check(campaign: Campaign) -> Errors:
+    if {"sms", "whatsapp"} & set(campaign.channels or []) and not (QUIET_START <= campaign.send_at < QUIET_END):
+        return {
+            "send_at": [
+                "SMS and WhatsApp go out only from 08:00 until 21:00 (member-local); choose a send time from 08:00 to 20:59."
+            ]
+        }
+    return {}
+
+
+_DRAFT_CHECKS = (
+    _basics_check,
+    _reward_check,
+    _escalation_check,
+    _channels_check,
+    _conditions_check,
+    _pacing_check,
+    _shares_check,
+    _text_check,
+)
+_ACTIVATION_CHECKS = (_message_ready_check, _channels_ready_check, _send_at_check)
