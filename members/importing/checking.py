@@ -197,11 +197,12 @@ def _visits_check(
     for line, row in records(text, VISITS_FILE, VISIT_COLUMNS, VISITS_REQUIRED, report):
         counter.tick()
         try:
+            code = cells.text(row, "card_code").upper()
             visit = visit_row_check(row, business=business, now=now, recorded_by_id=recorded_by_id)
         except Bad as exc:
             report.errors.append(RowError(VISITS_FILE, line, str(exc), exc.column))
             continue
-        visits.append(NewVisit(line=line, card_code=cells.text(row, "card_code").upper(), row=visit))
+        visits.append(NewVisit(line=line, card_code=code, row=visit))
     return visits
 
 

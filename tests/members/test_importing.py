@@ -170,6 +170,19 @@ def test_a_number_too_big_for_its_column_is_a_line_numbered_error(business):
         assert Member.objects.count() == 0
 
 
+def test_a_bad_card_code_in_the_visits_file_is_a_line_numbered_error(business, member):
+    long_code = "C" * 40
+    visits = f"card_code,occurred_at\n{member.card_code},2025-01-02\n{long_code},2025-01-03\n"
+
+    with pytest.raises(ImportFailed) as failed:
+        run_import(business, members="first_name\n", visits=visits)
+
+    [error] = failed.value.report.errors
+    assert (error.line, error.field) == (3, "card_code")
+    with scope(business=business.pk):
+        assert Visit.objects.filter(member=member).count() == 0
+
+
 def test_visits_that_add_up_past_the_balance_column_are_a_line_numbered_error(business):
     visits = "card_code,occurred_at,points\nK001,2025-01-01,2000000000\nK001,2025-01-02,2000000000\n"
 
