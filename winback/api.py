@@ -260,8 +260,6 @@ class ScopedAPIView(GenericAPIView):
     throttle_classes = [ScopedThrottle]
 
     def dispatch(self, request, *args, **kwargs):
-        if is_preflight(request):
-            return preflight(request)
         with ExitStack() as stack:
             self._scope = stack
             return super().dispatch(request, *args, **kwargs)
@@ -290,10 +288,6 @@ class ScopedAPIView(GenericAPIView):
         current = getattr(request._request, "membership", None)
         membership = current if current in memberships else (memberships[0] if memberships else None)
         return (membership.business, membership) if membership else (None, None)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        return cors_headers(request, response)
 
 
 # Every scoped view recognises every kind of credential, so a caller of the wrong kind is told
@@ -335,37 +329,6 @@ class PublicAPIView(APIView):
 
     authentication_classes: list = []
     permission_classes: list = []
-
-    def dispatch(self, request, *args, **kwargs):
-        if is_preflight(request):
-            return preflight(request)
-        return super().dispatch(request, *args, **kwargs)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        return cors_headers(request, response)
-
-
-def is_preflight(request) -> bool:
-    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
-
-
-def preflight(request) -> HttpResponse:
-    """A CORS preflight carries no credentials: answered before authentication."""
-    return cors_headers(request, HttpResponse(status=204))
-
-
-def cors_headers(request, response):
-    """CORS is closed unless ``API_CORS_ALLOWED_ORIGINS`` names the origin (the member web app's)."""
-    origin = request.headers.get("Origin")
-    allowed = getattr(settings, "API_CORS_ALLOWED_ORIGINS", [])
-    if origin and origin in allowed:
-        response["Access-Control-Allow-Origin"] = origin
-        response["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Idempotency-Key, X-Business"
-        response["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
-        response["Access-Control-Max-Age"] = "600"
-    response["Vary"] = ", ".join(filter(None, [response.get("Vary"), "Origin"]))
-    return response
 
 
 # --- errors --------------------------------------------------------------------------------------

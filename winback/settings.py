@@ -43,7 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "django_celery_beat",
-    "formtools",
+    "corsheaders",
     "rest_framework",
     "knox",
     "drf_spectacular",
@@ -56,6 +56,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before any middleware that can answer by itself: a preflight is answered here, before
+    # authentication, and every answer under /api/v1/ (axes' lockout included) gets its headers.
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -237,8 +240,15 @@ REST_FRAMEWORK = {
 # codes may be texted to, by default the business's own).
 SIGN_IN_CODES_PER_BUSINESS_HOUR = env.int("SIGN_IN_CODES_PER_BUSINESS_HOUR", default=100)
 SIGN_IN_CODES_PER_BUSINESS_DAY = env.int("SIGN_IN_CODES_PER_BUSINESS_DAY", default=500)
-# CORS is closed by default: only these origins (the member web app's) get CORS headers.
-API_CORS_ALLOWED_ORIGINS = env.list("API_CORS_ALLOWED_ORIGINS", default=[])
+# CORS (django-cors-headers), on the API only and closed by default: only these origins (the member
+# web app's) get CORS headers. No credentials: the API's browser callers send bearer tokens, and a
+# cookie-authenticated cross-origin call is exactly what CORS must not allow.
+CORS_ALLOWED_ORIGINS = env.list("API_CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/v1/"
+CORS_ALLOW_HEADERS = ("authorization", "content-type", "idempotency-key", "x-business")
+CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 600
 SPECTACULAR_SETTINGS = {
     "TITLE": "Winback API",
     "DESCRIPTION": (
