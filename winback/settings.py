@@ -212,7 +212,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # The REST API (winback/api.py): authentication, permissions and the business scope are set per
 # base view; these are the defaults every API view shares.
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "winback.api.WinbackAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "winback.api_schema.WinbackAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: every answer, errors included, has the one documented shape (browse at /api/docs/).
@@ -232,7 +232,7 @@ REST_FRAMEWORK = {
     # proxies that append to X-Forwarded-For, set API_NUM_PROXIES=N.
     "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 (or a CORS preflight)
-    "EXCEPTION_HANDLER": "winback.api.exception_handler",
+    "EXCEPTION_HANDLER": "winback.api_errors.exception_handler",
 }
 # SMS pumping: sign-in codes any one business may send (join and code requests, members or not),
 # counted over the last hour and the last 24 hours. A business may set its own in
