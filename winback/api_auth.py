@@ -73,7 +73,7 @@ class MemberTokenAuthentication(BaseAuthentication):
     """``Authorization: Bearer wbm_…``: a member app device token."""
 
     def authenticate(self, request):
-        from members.apiauth import MEMBER_TOKEN_PREFIX, member_token_authenticate
+        from members.credentials import MEMBER_TOKEN_PREFIX, member_token_authenticate
 
         secret = _bearer(request, MEMBER_TOKEN_PREFIX)
         if secret is None:
@@ -91,7 +91,7 @@ class ApiKeyAuthentication(BaseAuthentication):
     """``Authorization: Bearer wbk_…``: a point-of-sale API key."""
 
     def authenticate(self, request):
-        from members.apiauth import API_KEY_PREFIX, api_key_authenticate
+        from members.credentials import API_KEY_PREFIX, api_key_authenticate
 
         secret = _bearer(request, API_KEY_PREFIX)
         if secret is None:
