@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "corsheaders",
+    "anymail",
     "rest_framework",
     "knox",
     "drf_spectacular",
@@ -153,17 +155,40 @@ STORAGES = {
     },
 }
 
-# Email: EMAIL_URL such as smtp://user:pass@host:587/?tls=True; console in development.
+# Email: EMAIL_URL such as smtp://user:pass@host:587/?tls=True; console in development. Or an ESP's
+# API through django-anymail: ANYMAIL_ESP=postmark (POSTMARK_SERVER_TOKEN) or mailgun
+# (MAILGUN_API_KEY, MAILGUN_SENDER_DOMAIN, MAILGUN_WEBHOOK_SIGNING_KEY), whose bounce and complaint
+# webhook is /webhooks/email/<esp>/tracking/ behind HTTP basic auth ANYMAIL_WEBHOOK_SECRET
+# ("user:password", in the webhook's URL at the ESP); without that secret the webhook answers 404.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+ANYMAIL_ESPS = ("postmark", "mailgun")
+ANYMAIL_ESP = env.str("ANYMAIL_ESP", default="").lower()
+if ANYMAIL_ESP and ANYMAIL_ESP not in ANYMAIL_ESPS:
+    raise ImproperlyConfigured(f"ANYMAIL_ESP must be one of {', '.join(ANYMAIL_ESPS)}, not {ANYMAIL_ESP!r}")
+if ANYMAIL_ESP:
+    EMAIL_BACKEND = f"anymail.backends.{ANYMAIL_ESP}.EmailBackend"
+# Only the settings given: anymail reports a missing one by name, where an empty one would be sent.
+ANYMAIL = {
+    name: value
+    for name, value in {
+        "POSTMARK_SERVER_TOKEN": env.str("POSTMARK_SERVER_TOKEN", default=""),
+        "MAILGUN_API_KEY": env.str("MAILGUN_API_KEY", default=""),
+        "MAILGUN_SENDER_DOMAIN": env.str("MAILGUN_SENDER_DOMAIN", default=""),
+        "MAILGUN_API_URL": env.str("MAILGUN_API_URL", default=""),  # the EU region's, for one
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
+        "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
+    }.items()
+    if value
+}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Winback <no-reply@winback.example>")
 
 # Channel credentials; without them every channel records instead of sending.
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="")  # only for a local fake Twilio in tests
-# Campaign email goes through EMAIL_URL when it is set; without it email is recorded too.
-EMAIL_CHANNEL_ENABLED = env.bool("EMAIL_CHANNEL_ENABLED", default="EMAIL_URL" in os.environ)
+# Campaign email goes through EMAIL_URL or the ESP when one is set; without them email is recorded too.
+EMAIL_CHANNEL_ENABLED = env.bool("EMAIL_CHANNEL_ENABLED", default="EMAIL_URL" in os.environ or bool(ANYMAIL_ESP))
 # Web Push keys come from the environment; in development, when unset, from the file ``make run``
 # writes once (``manage.py vapid_keys --write``; under var/, never committed), so the demo's
 # wallet can subscribe to push and its messages are signed. The same keys every run: a browser's
