@@ -6,12 +6,17 @@ import json
 from datetime import timedelta
 
 import pytest
+import requests
 import time_machine
+from anymail.exceptions import AnymailRecipientsRefused, AnymailRequestsAPIError
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django_scopes import scope, scopes_disabled
 
 from members.models import ConsentEvent, Member
 from members.services import member_consent_set
+from notifications.channels import Message, PermanentSendError, TransientSendError
+from notifications.channels.email import EmailBackend
 from notifications.models import Delivery, DeliveryEvent
 from tests.campaigns.helpers import at_local, deliveries
 from tests.conftest import member_make
@@ -204,3 +209,47 @@ def test_a_complaint_about_a_message_that_is_no_delivery_of_ours_changes_nothing
 
     assert response.status_code == 200
     assert consent_email(member) is True
+
+
+class RefusingESP(BaseEmailBackend):
+    """What anymail's Postmark backend raises for an answer of ``status`` (the network edge)."""
+
+    status = 422
+
+    def send_messages(self, email_messages):
+        if self.status is None:
+            raise AnymailRecipientsRefused()
+        response = requests.Response()
+        response.status_code, response.reason = self.status, "Unprocessable Entity"
+        response._content = b'{"ErrorCode": 406, "Message": "You tried to send to recipient(s) marked inactive."}'
+        raise AnymailRequestsAPIError("Sending a message to wei@example.com", response=response, esp_name="Postmark")
+
+
+class UnavailableESP(RefusingESP):
+    status = 503
+
+
+class ThrottlingESP(RefusingESP):
+    status = 429
+
+
+class RefusedRecipientESP(RefusingESP):
+    status = None
+
+
+@pytest.mark.parametrize(
+    ("backend", "error"),
+    [
+        ("RefusingESP", PermanentSendError),
+        ("RefusedRecipientESP", PermanentSendError),
+        ("UnavailableESP", TransientSendError),
+        ("ThrottlingESP", TransientSendError),
+    ],
+)
+def test_the_esps_refusals_are_permanent_and_its_outages_transient(shop, postmark, settings, backend, error):
+    settings.EMAIL_BACKEND = f"tests.notifications.test_email_tracking.{backend}"
+    message = Message(delivery_id=1, business_id=shop.pk, member_id=1, channel="email", to="wei@example.com",
+                      title="We miss you", body="Come back.")  # fmt: skip
+
+    with pytest.raises(error):
+        EmailBackend(business=shop).send(message)
