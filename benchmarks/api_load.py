@@ -151,7 +151,7 @@ def seed(members: int, devices: int, tills: int) -> None:
     from django.utils import timezone
     from django_scopes import scope
 
-    from members import apiauth
+    from members import credentials
     from members.models import Business, Member, RewardKind, RewardStatus, Visit, WalletReward
     from members.services import members_recompute_totals
 
@@ -184,7 +184,7 @@ def seed(members: int, devices: int, tills: int) -> None:
         members_recompute_totals(business=business)
         tokens, keys = [], []
         for m in rows[:devices]:
-            tokens.append(apiauth.member_token_issue(member=m, device_name="bench").secret)
+            tokens.append(credentials.member_token_issue(member=m, device_name="bench").secret)
             WalletReward.objects.bulk_create(
                 WalletReward(
                     business=business,
@@ -201,7 +201,7 @@ def seed(members: int, devices: int, tills: int) -> None:
                 for n, status in enumerate([RewardStatus.AVAILABLE] * 3 + [RewardStatus.REDEEMED] * 2)
             )
         for i in range(tills):
-            keys.append(apiauth.api_key_create(business=business, name=f"till {i}").secret)
+            keys.append(credentials.api_key_create(business=business, name=f"till {i}").secret)
     SEED_FILE.write_text(json.dumps({"member_ids": [m.pk for m in rows], "member_tokens": tokens, "api_keys": keys}))
 
 

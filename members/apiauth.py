@@ -1,9 +1,10 @@
-"""Credentials of the API: the member app's one-time codes and tokens, point-of-sale keys.
+"""Signing in to the member app: joining, one-time codes by text or email, and their exchange
+for a member token (``members.credentials``).
 
-Secrets are random, shown once, and stored only as digests: tokens and keys as SHA-256 (they
-carry 256 bits, so a plain hash is enough), six-digit codes as an HMAC keyed by ``SECRET_KEY``
-(a plain hash of a six-digit code is reversed in a millisecond). Phones, emails and client
-addresses kept for the rate limits are keyed hashes too. Nothing here logs a secret.
+Six-digit codes are random, sent once and stored only as an HMAC keyed by ``SECRET_KEY`` (a plain
+hash of a six-digit code is reversed in a millisecond). Phones, emails and client addresses kept
+for the rate limits are keyed hashes too. Where a code may be texted is ``members.sms_destinations``'.
+Nothing here logs a secret.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -23,39 +23,30 @@ from django.db.models import F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from django_scopes import scopes_disabled
-from phonenumbers import geocoder
 
+from .credentials import IssuedToken, member_token_issue
 from .models import (
     CHANNELS,
-    ApiKey,
     Business,
     CodeDelivery,
     ConsentSource,
     Member,
     MemberStatus,
-    MemberToken,
     OneTimeCode,
 )
 from .services import member_create, phone_normalise
+from .sms_destinations import sms_destination_check
 
 CODE_TTL = timedelta(minutes=10)
 CODE_MAX_ATTEMPTS = 5  # wrong guesses before a code is dead
 CODES_PER_IDENTIFIER = 5  # per CODE_LIMIT_WINDOW
 CODES_PER_CLIENT = 20  # per CODE_LIMIT_WINDOW, across identifiers
 CODE_LIMIT_WINDOW = timedelta(hours=1)
-MEMBER_TOKEN_TTL = timedelta(days=180)
-LAST_USED_GRANULARITY = timedelta(minutes=15)  # not a write on every request
-
-MEMBER_TOKEN_PREFIX = "wbm_"
-API_KEY_PREFIX = "wbk_"
 
 
 # SMS pumping: the per-business caps (settings, or the business's ``channel_settings["sign_in"]``).
 BUSINESS_WINDOWS = ((timedelta(hours=1), "codes_per_hour", "SIGN_IN_CODES_PER_BUSINESS_HOUR", "the last hour"),
                     (timedelta(hours=24), "codes_per_day", "SIGN_IN_CODES_PER_BUSINESS_DAY", "the last 24 hours"))  # fmt: skip
-# The number types a text reaches. A fixed line cannot receive one; premium-rate, shared-cost and
-# the like are what SMS pumping sends to (the sender pays, the fraudster's carrier earns).
-TEXTABLE_TYPES = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 
 class CodeRateLimited(Exception):
@@ -73,10 +64,6 @@ def _keyed_digest(purpose: str, value: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
-def secret_digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def identifier_normalise(*, business: Business, phone: str = "", email: str = "") -> tuple[str, str]:
     """(channel, value): an E.164 phone (read in the business's country) that a code can be texted
     to, or a lower-cased email.
@@ -92,35 +79,6 @@ def identifier_normalise(*, business: Business, phone: str = "", email: str = ""
         sms_destination_check(business=business, phone=value)
         return "sms", value
     return "email", email.strip().lower()
-
-
-def sms_countries(business: Business) -> list[str]:
-    """The countries (ISO 3166) sign-in codes may be texted to: the business's own by default."""
-    configured = ((business.channel_settings or {}).get("sign_in") or {}).get("sms_countries")
-    return [c.upper() for c in configured] if configured else [business.country.upper()]
-
-
-def sms_destination_check(*, business: Business, phone: str) -> None:
-    """Raise ValidationError on ``phone`` unless this E.164 number can be texted a code."""
-    number = phonenumbers.parse(phone)
-    allowed = sms_countries(business)
-    if phonenumbers.region_code_for_number(number) not in allowed:
-        names = [_country_name(c) for c in allowed]
-        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-        raise ValidationError({"phone": [f"We can only text numbers in {listed}."]})
-    if phonenumbers.number_type(number) not in TEXTABLE_TYPES:
-        raise ValidationError({"phone": ["This number can't receive text messages."]})
-
-
-_WITH_THE = {"Bahamas", "Gambia", "Maldives", "Netherlands", "Philippines", "Seychelles"}
-
-
-def _country_name(region: str) -> str:
-    """“Malaysia”, “the United Kingdom”: as it reads after “in”."""
-    example = phonenumbers.example_number(region)
-    name = (geocoder.country_name_for_number(example, "en") if example else "") or region
-    plural = name.startswith("United ") or name.endswith(("Republic", "Islands", "Emirates")) or name in _WITH_THE
-    return f"the {name}" if plural else name
 
 
 def _identifier_digest(business: Business, value: str) -> str:
@@ -362,12 +320,6 @@ def member_join(
         )
 
 
-@dataclass
-class IssuedToken:
-    token: MemberToken
-    secret: str
-
-
 @sensitive_variables("code", "secret")
 def code_exchange(
     *,
@@ -419,104 +371,3 @@ def code_exchange(
         if member is None:
             raise CodeInvalid()
         return member_token_issue(member=member, device_name=device_name, now=now)
-
-
-# --- member tokens -------------------------------------------------------------------------------
-
-
-@sensitive_variables("secret")
-def member_token_issue(*, member: Member, device_name: str = "", now: datetime | None = None) -> IssuedToken:
-    now = now or timezone.now()
-    secret = MEMBER_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = MemberToken.objects.create(
-        business_id=member.business_id,
-        member=member,
-        digest=secret_digest(secret),
-        device_name=(device_name or "").strip()[:100],
-        created_at=now,
-        expires_at=now + MEMBER_TOKEN_TTL,
-    )
-    return IssuedToken(token=token, secret=secret)
-
-
-@sensitive_variables("secret")
-def member_token_authenticate(*, secret: str, now: datetime | None = None) -> MemberToken | None:
-    """The live token with this secret, with its member and business; None otherwise.
-
-    Runs before any scope exists: the token is the capability that names the business.
-    """
-    now = now or timezone.now()
-    with scopes_disabled():
-        token = (
-            MemberToken.objects.select_related("member", "member__business")
-            .filter(digest=secret_digest(secret), revoked_at__isnull=True, expires_at__gt=now)
-            .first()
-        )
-        if token is None or token.member.status != MemberStatus.ACTIVE or not token.member.business.is_active:
-            return None
-        if token.last_used_at is None or token.last_used_at < now - LAST_USED_GRANULARITY:
-            MemberToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token
-
-
-def member_token_revoke(*, token: MemberToken, now: datetime | None = None) -> bool:
-    now = now or timezone.now()
-    return bool(MemberToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now))
-
-
-def member_tokens_revoke_all(*, member: Member, now: datetime | None = None) -> int:
-    now = now or timezone.now()
-    return MemberToken.objects.filter(member=member, revoked_at__isnull=True).update(revoked_at=now)
-
-
-# --- point-of-sale keys --------------------------------------------------------------------------
-
-
-@dataclass
-class IssuedKey:
-    key: ApiKey
-    secret: str
-
-
-@sensitive_variables("secret")
-def api_key_create(
-    *, business: Business, name: str, created_by=None, expires_in_days: int | None = None, now: datetime | None = None
-) -> IssuedKey:
-    now = now or timezone.now()
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError({"name": "Name the key (for example “Front counter till”)."})
-    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(
-        business=business,
-        name=name[:100],
-        prefix=secret[:10],
-        digest=secret_digest(secret),
-        created_by=created_by,
-        created_at=now,
-        expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
-    )
-    return IssuedKey(key=key, secret=secret)
-
-
-@sensitive_variables("secret")
-def api_key_authenticate(*, secret: str, now: datetime | None = None) -> ApiKey | None:
-    now = now or timezone.now()
-    with scopes_disabled():  # the key is the capability that names the business
-        key = (
-            ApiKey.objects.select_related("business")
-            .filter(digest=secret_digest(secret), revoked_at__isnull=True, business__is_active=True)
-            .first()
-        )
-        if key is None or (key.expires_at is not None and key.expires_at <= now):
-            return None
-        if key.last_used_at is None or key.last_used_at < now - LAST_USED_GRANULARITY:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    return key
-
-
-def api_key_revoke(*, key: ApiKey, now: datetime | None = None) -> ApiKey:
-    now = now or timezone.now()
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
-    key.refresh_from_db(fields=["revoked_at"])
-    return key

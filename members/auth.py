@@ -61,11 +61,9 @@ def lockout_response(request: HttpRequest, original_response=None, credentials: 
     sign-in page with the message. 429 with ``Retry-After`` either way."""
     retry_after = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     if request.path.startswith("/api/"):
-        from winback.api import cors_headers
-
+        # Its CORS headers are added by the CORS middleware, around axes' as around every answer.
         body = {"error": {"code": "locked_out", "message": lockout_message(), "fields": {}}}
-        # Replaces the view's answer (after its CORS headers were set): the same headers again.
-        response = cors_headers(request, JsonResponse(body, status=settings.AXES_HTTP_RESPONSE_CODE))
+        response = JsonResponse(body, status=settings.AXES_HTTP_RESPONSE_CODE)
     else:
         form = AuthenticationForm(request, initial={"username": login_username(request, credentials)})
         context = {"form": form, "locked_out": lockout_message(), "next": request.POST.get("next", "")}

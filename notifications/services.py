@@ -76,6 +76,33 @@ def delivery_report_apply(
     return True
 
 
+# The ESP's tracking events acted on (anymail's normalised types): what each means for a delivery.
+EMAIL_EVENTS = ("delivered", "bounced", "complained")
+
+
+@transaction.atomic
+def email_event_apply(
+    *, delivery: Delivery, event_type: str, key: str, detail: str, occurred_at: datetime | None, at: datetime
+) -> bool:
+    """An ESP's news about an email delivery, applied once per ``key``; returns whether it changed
+    anything. ``delivered`` moves it on; ``bounced`` (a permanent failure: the address takes no
+    mail) fails it; ``complained`` (the member marked it as spam) withdraws the member's email
+    consent in the delivery's business — unless the member gave it again after the complaint."""
+    if event_type == "delivered":
+        return delivery_report_apply(delivery=delivery, key=key, status=DeliveryStatus.DELIVERED, detail=detail,
+                                     withdraws_consent=False, at=at)  # fmt: skip
+    if event_type == "bounced":
+        return delivery_report_apply(delivery=delivery, key=key, status=DeliveryStatus.FAILED, detail=detail,
+                                     withdraws_consent=False, at=at)  # fmt: skip
+    if event_type != "complained":
+        return False
+    if not provider_event_first(business_id=delivery.business_id, kind=ProviderEventKind.STATUS, key=key, at=at):
+        return False
+    member = Member.objects.get(pk=delivery.member_id)
+    return member_consent_set(member=member, channel="email", granted=False, source=ConsentSource.PROVIDER, at=at,
+                              note=detail[:200], unless_changed_since=occurred_at or at)  # fmt: skip
+
+
 @transaction.atomic
 def inbound_message_apply(
     *, business_id: int, message_sid: str, phone: str, channel: str, granted: bool | None, note: str, at: datetime

@@ -135,3 +135,29 @@ def test_site_url_follows_the_port_unless_it_is_set():
     assert shown(PORT="8123")[0] == "http://localhost:8123"
     assert shown()[0] == "http://localhost:8000"
     assert shown(PORT="8123", SITE_URL="https://club.example/")[0] == "https://club.example"
+
+
+EMAIL = (
+    "import django, json; from django.conf import settings as s; django.setup();"
+    "print(json.dumps([s.EMAIL_BACKEND, s.EMAIL_CHANNEL_ENABLED, s.ANYMAIL]))"
+)
+
+
+def test_an_esp_named_in_the_environment_sends_campaign_email_through_anymail():
+    result = run_python(
+        EMAIL, DJANGO_SETTINGS_MODULE="winback.settings", ANYMAIL_ESP="Postmark", POSTMARK_SERVER_TOKEN="pm-token"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        "anymail.backends.postmark.EmailBackend",
+        True,
+        {"POSTMARK_SERVER_TOKEN": "pm-token"},
+    ]
+
+
+def test_an_esp_anymail_is_not_set_up_for_refuses_to_start():
+    result = run_python(EMAIL, DJANGO_SETTINGS_MODULE="winback.settings", ANYMAIL_ESP="sendmail")
+
+    assert result.returncode != 0
+    assert "ANYMAIL_ESP must be one of postmark, mailgun" in result.stderr

@@ -1,6 +1,6 @@
-"""What every API endpoint shares: who is calling, the business scope, errors, pages, throttles.
+"""What every API endpoint shares: the business scope, throttles, pages, the base views.
 
-Three kinds of caller, each with its own authentication and base view:
+Three kinds of caller (``winback.api_auth``), each with its base view:
 
 * a member of the wallet app — ``Authorization: Bearer wbm_…`` (``MemberAPIView``);
 * a point-of-sale system — ``Authorization: Bearer wbk_…`` (an API key of one business), or a
@@ -10,181 +10,54 @@ Three kinds of caller, each with its own authentication and base view:
 
 The caller's business is resolved once, right after authentication, and the rest of the request
 runs inside ``business_scope``: every object is reached through the scoped managers, so another
-business's id is a 404. Every error has one shape::
-
-    {"error": {"code": "invalid", "message": "…", "fields": {"name": ["…"]}}}
+business's id is a 404. Errors have one shape (``winback.api_errors``); the schema is
+``winback.api_schema``'s. CORS is django-cors-headers' (settings ``CORS_*``), before any of this.
 """
 
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ObjectDoesNotExist
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpResponse
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.plumbing import build_bearer_security_scheme_object
-from knox.auth import TokenAuthentication as KnoxTokenAuthentication
-from rest_framework import exceptions, serializers
-from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
+from rest_framework import exceptions
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import BasePermission
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
-from rest_framework.views import exception_handler as drf_exception_handler
 
-from winback.tenancy import ALL_ROLES, OWNER_ROLES, business_scope, user_memberships
+from winback.api_auth import (
+    ApiKeyAuthentication,
+    ApiKeyPrincipal,
+    IsManager,
+    IsMember,
+    IsPointOfSale,
+    IsUser,
+    MemberPrincipal,
+    MemberTokenAuthentication,
+    UserTokenAuthentication,
+)
+from winback.api_errors import ApiError, ErrorSerializer
+from winback.tenancy import business_scope, user_memberships
 
-# --- who is calling ------------------------------------------------------------------------------
-
-
-class MemberPrincipal:
-    """``request.user`` for a member of the wallet app."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-
-    def __init__(self, token):
-        self.token = token
-        self.member = token.member
-        self.business = token.member.business
-
-    @property
-    def identity(self) -> str:
-        return f"member:{self.member.pk}"
-
-    def __str__(self) -> str:
-        return self.identity
-
-
-class ApiKeyPrincipal:
-    """``request.user`` for a point-of-sale system."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-
-    def __init__(self, key):
-        self.key = key
-        self.business = key.business
-
-    @property
-    def identity(self) -> str:
-        return f"apikey:{self.key.pk}"
-
-    def __str__(self) -> str:
-        return self.identity
-
-
-def _bearer(request, prefix: str) -> str | None:
-    parts = get_authorization_header(request).split()
-    if len(parts) != 2 or parts[0].lower() != b"bearer":
-        return None
-    try:
-        secret = parts[1].decode()
-    except UnicodeError:
-        return None
-    return secret if secret.startswith(prefix) else None
-
-
-class MemberTokenAuthentication(BaseAuthentication):
-    """``Authorization: Bearer wbm_…``: a member app device token."""
-
-    def authenticate(self, request):
-        from members.apiauth import MEMBER_TOKEN_PREFIX, member_token_authenticate
-
-        secret = _bearer(request, MEMBER_TOKEN_PREFIX)
-        if secret is None:
-            return None
-        token = member_token_authenticate(secret=secret)
-        if token is None:
-            raise exceptions.AuthenticationFailed("This token is not valid: it expired or was revoked.")
-        return MemberPrincipal(token), token
-
-    def authenticate_header(self, request):
-        return 'Bearer realm="member"'
-
-
-class ApiKeyAuthentication(BaseAuthentication):
-    """``Authorization: Bearer wbk_…``: a point-of-sale API key."""
-
-    def authenticate(self, request):
-        from members.apiauth import API_KEY_PREFIX, api_key_authenticate
-
-        secret = _bearer(request, API_KEY_PREFIX)
-        if secret is None:
-            return None
-        key = api_key_authenticate(secret=secret)
-        if key is None:
-            raise exceptions.AuthenticationFailed("This API key is not valid: it expired or was revoked.")
-        return ApiKeyPrincipal(key), key
-
-    def authenticate_header(self, request):
-        return 'Bearer realm="pos"'
-
-
-# ``Authorization: Token …``: a knox token of an owner, manager or staff user (hashed, expiring,
-# one per device; drf-spectacular documents it as ``knoxApiToken``).
-UserTokenAuthentication = KnoxTokenAuthentication
-
-
-class MemberTokenScheme(OpenApiAuthenticationExtension):
-    target_class = MemberTokenAuthentication
-    name = "memberToken"
-
-    def get_security_definition(self, auto_schema):
-        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = ApiKeyAuthentication
-    name = "posApiKey"
-
-    def get_security_definition(self, auto_schema):
-        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
-
-
-# --- permissions ---------------------------------------------------------------------------------
-
-
-class IsMember(BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return isinstance(request.user, MemberPrincipal)
-
-
-class IsPointOfSale(BasePermission):
-    """An API key, or a user of any role in the business."""
-
-    def has_permission(self, request, view) -> bool:
-        if isinstance(request.user, ApiKeyPrincipal):
-            return True
-        return view.membership is not None and view.membership.role in ALL_ROLES
-
-
-class IsUser(BasePermission):
-    """A signed-in user (not a member token or an API key)."""
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return getattr(user, "is_authenticated", False) and not isinstance(user, MemberPrincipal | ApiKeyPrincipal)
-
-
-class IsManager(BasePermission):
-    """An owner or manager of the business."""
-
-    message = "Only owners and managers of this business may do this."
-
-    def has_permission(self, request, view) -> bool:
-        return view.membership is not None and view.membership.role in OWNER_ROLES
+# The API views import these from here, with the base views.
+__all__ = [
+    "ALL_AUTHENTICATION",
+    "ApiError",
+    "ClientIPThrottle",
+    "Cursor",
+    "ErrorSerializer",
+    "IsUser",
+    "ManagerAPIView",
+    "MemberAPIView",
+    "PointOfSaleAPIView",
+    "PublicAPIView",
+    "ScopedAPIView",
+    "ScopedThrottle",
+    "client_ip",
+]
 
 
 # --- throttles -----------------------------------------------------------------------------------
@@ -260,8 +133,6 @@ class ScopedAPIView(GenericAPIView):
     throttle_classes = [ScopedThrottle]
 
     def dispatch(self, request, *args, **kwargs):
-        if is_preflight(request):
-            return preflight(request)
         with ExitStack() as stack:
             self._scope = stack
             return super().dispatch(request, *args, **kwargs)
@@ -290,10 +161,6 @@ class ScopedAPIView(GenericAPIView):
         current = getattr(request._request, "membership", None)
         membership = current if current in memberships else (memberships[0] if memberships else None)
         return (membership.business, membership) if membership else (None, None)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        return cors_headers(request, response)
 
 
 # Every scoped view recognises every kind of credential, so a caller of the wrong kind is told
@@ -335,159 +202,3 @@ class PublicAPIView(APIView):
 
     authentication_classes: list = []
     permission_classes: list = []
-
-    def dispatch(self, request, *args, **kwargs):
-        if is_preflight(request):
-            return preflight(request)
-        return super().dispatch(request, *args, **kwargs)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        return cors_headers(request, response)
-
-
-def is_preflight(request) -> bool:
-    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
-
-
-def preflight(request) -> HttpResponse:
-    """A CORS preflight carries no credentials: answered before authentication."""
-    return cors_headers(request, HttpResponse(status=204))
-
-
-def cors_headers(request, response):
-    """CORS is closed unless ``API_CORS_ALLOWED_ORIGINS`` names the origin (the member web app's)."""
-    origin = request.headers.get("Origin")
-    allowed = getattr(settings, "API_CORS_ALLOWED_ORIGINS", [])
-    if origin and origin in allowed:
-        response["Access-Control-Allow-Origin"] = origin
-        response["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Idempotency-Key, X-Business"
-        response["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
-        response["Access-Control-Max-Age"] = "600"
-    response["Vary"] = ", ".join(filter(None, [response.get("Vary"), "Origin"]))
-    return response
-
-
-# --- errors --------------------------------------------------------------------------------------
-
-
-def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            for k, v in _flatten(value, name).items():
-                out.setdefault(k, []).extend(v)
-    elif isinstance(detail, list):
-        for i, value in enumerate(detail):
-            if isinstance(value, dict | list):
-                for k, v in _flatten(value, f"{prefix}.{i}" if prefix else str(i)).items():
-                    out.setdefault(k, []).extend(v)
-            else:
-                out.setdefault(prefix or "non_field_errors", []).append(str(value))
-    else:
-        out.setdefault(prefix or "non_field_errors", []).append(str(detail))
-    return out
-
-
-def django_validation_error_to_drf(exc: DjangoValidationError) -> exceptions.ValidationError:
-    if hasattr(exc, "error_dict"):
-        return exceptions.ValidationError({field: list(messages) for field, messages in exc.message_dict.items()})
-    return exceptions.ValidationError({"non_field_errors": exc.messages})
-
-
-def exception_handler(exc, context):
-    """Every error in one shape, with the right status."""
-    if isinstance(exc, DjangoValidationError):
-        exc = django_validation_error_to_drf(exc)
-    elif isinstance(exc, Http404 | ObjectDoesNotExist):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
-    code = getattr(exc, "default_code", "error")
-    fields: dict[str, list[str]] = {}
-    if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail)
-        general = fields.pop("non_field_errors", [])
-        message = " ".join(general) if general else "Some fields are not valid."
-        code = getattr(exc, "error_code", "invalid")
-    else:
-        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        message = (
-            str(detail)
-            if not isinstance(detail, dict | list)
-            else "; ".join(f"{k}: {' '.join(v)}" for k, v in _flatten(detail).items())
-        )
-        code = getattr(exc, "error_code", None) or getattr(detail, "code", None) or code
-    response.data = {"error": {"code": str(code), "message": message, "fields": fields}}
-    return response
-
-
-@csrf_exempt
-def not_found(request, *args, **kwargs) -> HttpResponse:
-    from django.http import JsonResponse
-
-    body = {"error": {"code": "not_found", "message": "No such endpoint.", "fields": {}}}
-    return JsonResponse(body, status=404)
-
-
-class ApiError(exceptions.APIException):
-    """An error with its own code and status: ``raise ApiError(409, "already_redeemed", "…")``."""
-
-    def __init__(self, status_code: int, code: str, message: str):
-        self.status_code = status_code
-        self.error_code = code
-        super().__init__(detail=message, code=code)
-
-
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="A stable machine-readable code, e.g. `invalid`, `not_found`.")
-    message = serializers.CharField()
-    fields = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="Field errors by field name (empty unless the request body was invalid).",
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorBodySerializer()
-
-
-# --- the schema ----------------------------------------------------------------------------------
-
-ERROR_STATUSES = {
-    "400": "The request is not valid (see `error.fields`).",
-    "401": "Not authenticated, or the credentials expired or were revoked.",
-    "403": "Authenticated, but not allowed to do this.",
-    "404": "No such object in this business (another business's object looks the same).",
-    "405": "Method not allowed.",
-    "406": "Not acceptable.",
-    "415": "Unsupported media type.",
-    "429": "Too many requests: wait `Retry-After` seconds.",
-}
-
-
-class WinbackAutoSchema(AutoSchema):
-    """Documents the one error shape under every status an endpoint can answer with, and only
-    the credentials each kind of endpoint is for."""
-
-    def get_auth(self):
-        auth = super().get_auth()
-        documented = getattr(self.view, "documented_auth", None)
-        if documented is None:
-            return auth
-        return [entry for entry in auth if set(entry) & set(documented)]
-
-    def _get_response_bodies(self, direction="response"):
-        responses = super()._get_response_bodies(direction)
-        if direction != "response":
-            return responses
-        extra = getattr(self.view, "error_statuses", {})
-        for code, description in {**ERROR_STATUSES, **extra}.items():
-            if code not in responses:
-                responses[code] = self._get_response_for_code(ErrorSerializer, code)
-                responses[code]["description"] = description
-        return responses

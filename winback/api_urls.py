@@ -3,7 +3,7 @@
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from winback.api import not_found
+from winback.api_errors import not_found
 
 v1 = [
     path("", include("members.api.urls")),

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -43,7 +44,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "django_celery_beat",
-    "formtools",
+    "corsheaders",
+    "anymail",
     "rest_framework",
     "knox",
     "drf_spectacular",
@@ -56,6 +58,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before any middleware that can answer by itself: a preflight is answered here, before
+    # authentication, and every answer under /api/v1/ (axes' lockout included) gets its headers.
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -150,17 +155,40 @@ STORAGES = {
     },
 }
 
-# Email: EMAIL_URL such as smtp://user:pass@host:587/?tls=True; console in development.
+# Email: EMAIL_URL such as smtp://user:pass@host:587/?tls=True; console in development. Or an ESP's
+# API through django-anymail: ANYMAIL_ESP=postmark (POSTMARK_SERVER_TOKEN) or mailgun
+# (MAILGUN_API_KEY, MAILGUN_SENDER_DOMAIN, MAILGUN_WEBHOOK_SIGNING_KEY), whose bounce and complaint
+# webhook is /webhooks/email/<esp>/tracking/ behind HTTP basic auth ANYMAIL_WEBHOOK_SECRET
+# ("user:password", in the webhook's URL at the ESP); without that secret the webhook answers 404.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+ANYMAIL_ESPS = ("postmark", "mailgun")
+ANYMAIL_ESP = env.str("ANYMAIL_ESP", default="").lower()
+if ANYMAIL_ESP and ANYMAIL_ESP not in ANYMAIL_ESPS:
+    raise ImproperlyConfigured(f"ANYMAIL_ESP must be one of {', '.join(ANYMAIL_ESPS)}, not {ANYMAIL_ESP!r}")
+if ANYMAIL_ESP:
+    EMAIL_BACKEND = f"anymail.backends.{ANYMAIL_ESP}.EmailBackend"
+# Only the settings given: anymail reports a missing one by name, where an empty one would be sent.
+ANYMAIL = {
+    name: value
+    for name, value in {
+        "POSTMARK_SERVER_TOKEN": env.str("POSTMARK_SERVER_TOKEN", default=""),
+        "MAILGUN_API_KEY": env.str("MAILGUN_API_KEY", default=""),
+        "MAILGUN_SENDER_DOMAIN": env.str("MAILGUN_SENDER_DOMAIN", default=""),
+        "MAILGUN_API_URL": env.str("MAILGUN_API_URL", default=""),  # the EU region's, for one
+        "MAILGUN_WEBHOOK_SIGNING_KEY": env.str("MAILGUN_WEBHOOK_SIGNING_KEY", default=""),
+        "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
+    }.items()
+    if value
+}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Winback <no-reply@winback.example>")
 
 # Channel credentials; without them every channel records instead of sending.
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="")  # only for a local fake Twilio in tests
-# Campaign email goes through EMAIL_URL when it is set; without it email is recorded too.
-EMAIL_CHANNEL_ENABLED = env.bool("EMAIL_CHANNEL_ENABLED", default="EMAIL_URL" in os.environ)
+# Campaign email goes through EMAIL_URL or the ESP when one is set; without them email is recorded too.
+EMAIL_CHANNEL_ENABLED = env.bool("EMAIL_CHANNEL_ENABLED", default="EMAIL_URL" in os.environ or bool(ANYMAIL_ESP))
 # Web Push keys come from the environment; in development, when unset, from the file ``make run``
 # writes once (``manage.py vapid_keys --write``; under var/, never committed), so the demo's
 # wallet can subscribe to push and its messages are signed. The same keys every run: a browser's
@@ -209,7 +237,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # The REST API (winback/api.py): authentication, permissions and the business scope are set per
 # base view; these are the defaults every API view shares.
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "winback.api.WinbackAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "winback.api_schema.WinbackAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: every answer, errors included, has the one documented shape (browse at /api/docs/).
@@ -229,7 +257,7 @@ REST_FRAMEWORK = {
     # proxies that append to X-Forwarded-For, set API_NUM_PROXIES=N.
     "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
     "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 (or a CORS preflight)
-    "EXCEPTION_HANDLER": "winback.api.exception_handler",
+    "EXCEPTION_HANDLER": "winback.api_errors.exception_handler",
 }
 # SMS pumping: sign-in codes any one business may send (join and code requests, members or not),
 # counted over the last hour and the last 24 hours. A business may set its own in
@@ -237,8 +265,15 @@ REST_FRAMEWORK = {
 # codes may be texted to, by default the business's own).
 SIGN_IN_CODES_PER_BUSINESS_HOUR = env.int("SIGN_IN_CODES_PER_BUSINESS_HOUR", default=100)
 SIGN_IN_CODES_PER_BUSINESS_DAY = env.int("SIGN_IN_CODES_PER_BUSINESS_DAY", default=500)
-# CORS is closed by default: only these origins (the member web app's) get CORS headers.
-API_CORS_ALLOWED_ORIGINS = env.list("API_CORS_ALLOWED_ORIGINS", default=[])
+# CORS (django-cors-headers), on the API only and closed by default: only these origins (the member
+# web app's) get CORS headers. No credentials: the API's browser callers send bearer tokens, and a
+# cookie-authenticated cross-origin call is exactly what CORS must not allow.
+CORS_ALLOWED_ORIGINS = env.list("API_CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/v1/"
+CORS_ALLOW_HEADERS = ("authorization", "content-type", "idempotency-key", "x-business")
+CORS_ALLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 600
 SPECTACULAR_SETTINGS = {
     "TITLE": "Winback API",
     "DESCRIPTION": (

@@ -12,7 +12,7 @@ from knox.models import AuthToken
 from rest_framework import status
 from rest_framework.response import Response
 
-from members import apiauth, selectors, services
+from members import credentials, selectors, services
 from members.models import ApiKey, ConsentSource, Member, MemberStatus
 from winback.api import (
     ALL_AUTHENTICATION,
@@ -90,7 +90,7 @@ class ApiKeyListView(ManagerAPIView):
     def post(self, request):
         data = s.ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        issued = apiauth.api_key_create(
+        issued = credentials.api_key_create(
             business=self.business,
             name=data.validated_data["name"],
             created_by=request.user,
@@ -108,7 +108,7 @@ class ApiKeyRevokeView(ManagerAPIView):
         key = ApiKey.objects.filter(pk=key_id).first()
         if key is None:
             raise ApiError(404, "not_found", "No such API key.")
-        apiauth.api_key_revoke(key=key)
+        credentials.api_key_revoke(key=key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -190,7 +190,7 @@ class MemberEraseView(ManagerAPIView):
     def post(self, request, member_id: int):
         member = member_or_404(member_id)
         member = services.member_erase(member=member, at=timezone.now())
-        apiauth.member_tokens_revoke_all(member=member)
+        credentials.member_tokens_revoke_all(member=member)
         return Response(s.MemberSerializer(member).data)
 
 

@@ -14,7 +14,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
 from campaigns.models import CampaignSend
-from members import apiauth, selectors, services, wallet
+from members import apiauth, credentials, selectors, services, wallet
 from members.models import Business, ConsentSource, MemberToken
 from winback.api import (
     ApiError,
@@ -156,7 +156,7 @@ class SignOutView(MemberAPIView):
 
     @extend_schema(tags=[TAG], request=None, responses={204: None})
     def post(self, request):
-        apiauth.member_token_revoke(token=request.user.token)
+        credentials.member_token_revoke(token=request.user.token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -183,7 +183,7 @@ class DeviceRevokeView(MemberAPIView):
         token = MemberToken.objects.filter(member=self.member, pk=device_id, revoked_at__isnull=True).first()
         if token is None:
             raise ApiError(404, "not_found", "No such device.")
-        apiauth.member_token_revoke(token=token)
+        credentials.member_token_revoke(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -208,7 +208,7 @@ class EraseView(MemberAPIView):
     @extend_schema(tags=[TAG], request=None, responses={204: None})
     def post(self, request):
         services.member_erase(member=self.member)
-        apiauth.member_tokens_revoke_all(member=self.member)
+        credentials.member_tokens_revoke_all(member=self.member)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -57,7 +57,13 @@ class OneTimeCode(models.Model):
 
 class MemberToken(models.Model):
     """One signed-in device of the member app. The token itself is never stored, only its
-    SHA-256; it expires and can be revoked (sign-out, erasure, the member's device list)."""
+    SHA-256; it expires and can be revoked (sign-out, erasure, the member's device list).
+
+    Not a knox token (knox serves the users' API tokens): knox's ``AuthToken`` has a foreign key
+    to ``AUTH_USER_MODEL``, and a member is not a user — a customer of one business who signs in
+    with a texted or emailed code, has no password and must not become an account of the site
+    (nor reach the admin, the browser session or another business). Issued and checked in
+    ``members.credentials``."""
 
     business = models.ForeignKey(Business, on_delete=models.CASCADE)
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="api_tokens")
@@ -79,7 +85,8 @@ class MemberToken(models.Model):
 
 class ApiKey(models.Model):
     """A point-of-sale key of one business. Shown once at creation; only its SHA-256 and a
-    short non-secret prefix (to tell keys apart in the list) are kept."""
+    short non-secret prefix (to tell keys apart in the list) are kept. Why this is not
+    djangorestframework-api-key's model: ``members.credentials``."""
 
     business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)

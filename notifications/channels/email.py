@@ -1,7 +1,12 @@
-"""Email through Django's email backends: HTML and text parts, RFC 8058 one-click unsubscribe."""
+"""Email through Django's email backends: HTML and text parts, RFC 8058 one-click unsubscribe.
+
+The backend is SMTP (``EMAIL_URL``) or an ESP's API through django-anymail (``ANYMAIL_ESP``); with
+anymail the provider id is the ESP's message id, which its bounce and complaint webhooks name
+(``notifications.email_tracking``)."""
 
 from __future__ import annotations
 
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -48,8 +53,18 @@ class EmailBackend(ChannelBackend):
         email.attach_alternative(render_to_string("notifications/email_message.html", context), "text/html")
         try:
             email.send(fail_silently=False)
+        except AnymailRecipientsRefused as exc:  # the ESP will not send to this address (bounced before…)
+            raise PermanentSendError(f"the address was refused: {exc}") from exc
+        except AnymailAPIError as exc:  # before OSError: anymail's requests errors are OSErrors too
+            status = getattr(exc, "status_code", None)
+            if status is not None and 400 <= status < 500 and status != 429:
+                raise PermanentSendError(f"the email provider refused the message: {exc}") from exc
+            raise TransientSendError(f"the email provider is unavailable: {exc}") from exc
         except OSError as exc:  # SMTP connection trouble
             raise TransientSendError(f"mail server unreachable: {exc}") from exc
         except ValueError as exc:
             raise PermanentSendError(f"the address was refused: {exc}") from exc
+        sent = getattr(email, "anymail_status", None)  # set by anymail's backends only
+        if sent is not None and sent.message_id is not None:
+            return str(sent.message_id)
         return email.extra_headers.get("Message-ID") or f"email-{message.delivery_id}"

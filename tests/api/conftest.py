@@ -13,7 +13,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from campaigns.models import CampaignSend
-from members import apiauth
+from members import credentials
 from members.models import RewardKind, WalletReward
 from notifications.models import Delivery
 from tests.conftest import campaign_make
@@ -29,7 +29,7 @@ def _fresh_throttles():
 
 def member_client_for(member, device_name: str = "phone") -> APIClient:
     with scope(business=member.business_id):
-        issued = apiauth.member_token_issue(member=member, device_name=device_name)
+        issued = credentials.member_token_issue(member=member, device_name=device_name)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
     client.token = issued.token
@@ -38,7 +38,7 @@ def member_client_for(member, device_name: str = "phone") -> APIClient:
 
 def pos_client_for(business, name: str = "Till 1") -> APIClient:
     with scope(business=business.pk):
-        issued = apiauth.api_key_create(business=business, name=name)
+        issued = credentials.api_key_create(business=business, name=name)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
     client.key = issued.key

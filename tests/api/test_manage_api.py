@@ -108,16 +108,37 @@ def test_an_owner_reads_a_members_visits(owner_api, member):
 
 def test_cors_is_closed_by_default_and_open_to_configured_origins(owner_api, settings):
     closed = owner_api.get("/api/v1/members/", HTTP_ORIGIN="https://evil.example")
-    settings.API_CORS_ALLOWED_ORIGINS = ["https://app.kopi.example"]
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.kopi.example"]
     opened = owner_api.get("/api/v1/members/", HTTP_ORIGIN="https://app.kopi.example")
     preflight = APIClient().options(
         "/api/v1/member/me/", HTTP_ORIGIN="https://app.kopi.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
     )
 
     assert "Access-Control-Allow-Origin" not in closed
+    assert closed["Vary"].lower().split(", ").count("origin") == 1
     assert opened["Access-Control-Allow-Origin"] == "https://app.kopi.example"
-    assert preflight.status_code == 204
+    # A preflight carries no credentials: answered (django-cors-headers: 200, empty) before
+    # authentication, with what the member web app may send, and never with credentials.
+    assert (preflight.status_code, preflight.content) == (200, b"")
     assert preflight["Access-Control-Allow-Origin"] == "https://app.kopi.example"
+    assert preflight["Access-Control-Allow-Headers"] == "authorization, content-type, idempotency-key, x-business"
+    assert preflight["Access-Control-Allow-Methods"] == "GET, POST, PUT, PATCH, DELETE"
+    assert preflight["Access-Control-Max-Age"] == "600"
+    assert "Access-Control-Allow-Credentials" not in preflight
+
+
+def test_cors_covers_the_api_only(settings, business):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.kopi.example"]
+
+    unknown = APIClient().get("/api/v1/no-such-thing/", HTTP_ORIGIN="https://app.kopi.example")
+    site = APIClient().get("/accounts/login/", HTTP_ORIGIN="https://app.kopi.example")
+    site_preflight = APIClient().options(
+        "/accounts/login/", HTTP_ORIGIN="https://app.kopi.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST"
+    )
+
+    assert (unknown.status_code, unknown["Access-Control-Allow-Origin"]) == (404, "https://app.kopi.example")
+    assert "Access-Control-Allow-Origin" not in site
+    assert "Access-Control-Allow-Origin" not in site_preflight
 
 
 def test_options_without_cors_is_not_allowed(owner_api):

@@ -148,7 +148,7 @@ def test_the_demo_logins_work(demo, settings):
 
 
 def test_every_demo_member_can_be_texted_a_sign_in_code_by_their_business(db):
-    from members.apiauth import sms_destination_check
+    from members.sms_destinations import sms_destination_check
 
     call_command("seed_demo", stdout=io.StringIO())
 

@@ -116,7 +116,7 @@ def test_the_api_token_endpoint_refuses_a_locked_account_in_the_apis_error_shape
 
 
 def test_the_apis_lockout_answer_keeps_its_cors_headers(owner, settings):
-    settings.API_CORS_ALLOWED_ORIGINS = ["https://app.example"]
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example"]
     wrong_tries("owner@kopi.example", 6)
 
     response = APIClient().post("/api/v1/auth/token/", {"email": "owner@kopi.example", "password": "x"},

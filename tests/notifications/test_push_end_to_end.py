@@ -86,7 +86,7 @@ def test_in_the_demo_a_member_who_subscribes_in_the_wallet_receives_the_campaign
 
     from campaigns.engine import arm_bucket, campaign_audience_queryset
     from campaigns.models import Campaign
-    from members.apiauth import member_token_issue
+    from members.credentials import member_token_issue
     from members.models import Business
 
     now = datetime(2026, 3, 18, 7, 30, tzinfo=UTC)
