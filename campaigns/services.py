@@ -137,10 +137,9 @@ def campaign_test_send(*, campaign: Campaign, user) -> list[TestSend]:
     Through the channels' real backends (``channel_test_send``, as the settings page's test),
     with no send or delivery row: a test counts in no result. A channel's refusal is reported,
     not raised, so one channel failing leaves the others tested."""
-    from members.models import Member, MemberStatus
+    from members.models import Member, MemberStatus, PushSubscription
     from notifications.channels import PermanentSendError, PushTarget, TransientSendError
     from notifications.dispatcher import message_texts, render
-    from notifications.models import PushSubscription
     from notifications.services import channel_test_send
 
     from .rules import reward_title
