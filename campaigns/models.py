@@ -12,8 +12,6 @@ from django_scopes import ScopedManager
 
 from members.models import Business, Member
 
-from .managers import CampaignSendQuerySet
-
 
 class CampaignType(models.TextChoices):
     WINBACK = "winback", "Win-back"
@@ -203,7 +201,7 @@ class CampaignSend(models.Model):
     created_at = models.DateTimeField()
     opened_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ScopedManager(business="business", _manager_class=models.Manager.from_queryset(CampaignSendQuerySet))
+    objects = ScopedManager(business="business")
 
     class Meta:
         constraints = [

@@ -63,6 +63,7 @@ def campaign_activate(*, campaign: Campaign, now: datetime | None = None) -> Cam
 
 def _cancel_pending(*, campaign: Campaign, now: datetime) -> int:
     """Cancel every delivery not yet sending, their sends and the rewards offered with them."""
+    from notifications.inbox import sends_visible_at
     from notifications.models import PENDING, Delivery, DeliveryStatus
 
     cancelled = Delivery.objects.filter(campaign_id=campaign.pk, status__in=PENDING).update(
@@ -72,7 +73,7 @@ def _cancel_pending(*, campaign: Campaign, now: datetime) -> int:
     # One without deliveries (the inbox is its only channel) is kept once the member can see it.
     went_out = Delivery.objects.filter(send_id=OuterRef("pk")).exclude(status=DeliveryStatus.CANCELLED)
     scheduled = CampaignSend.objects.filter(campaign_id=campaign.pk, outcome=SendOutcome.SCHEDULED)
-    sends = scheduled.exclude(Exists(went_out)).exclude(pk__in=scheduled.visible_at(now).values("pk"))
+    sends = scheduled.exclude(Exists(went_out)).exclude(pk__in=sends_visible_at(scheduled, now=now).values("pk"))
     WalletReward.objects.filter(send__in=sends.values("pk"), status=RewardStatus.OFFERED).update(
         status=RewardStatus.CANCELLED
     )

@@ -26,10 +26,10 @@ from django_scopes import scope, scopes_disabled
 from campaigns.models import CampaignSend
 from campaigns.rules import reward_title
 from members.models import WalletReward
-from members.wallet import inbox_open
 
 from .dispatcher import OPEN_SALT, open_link_expires_at
 from .dispatcher import render as fill
+from .inbox import inbox_open, sends_visible_at
 from .models import Delivery
 from .services import send_mark_opened
 
@@ -71,7 +71,7 @@ def message_open(request: HttpRequest, token: str) -> HttpResponse:
     if now >= expires_at:
         return render(request, "notifications/message_expired.html", {"business": business}, status=410)
     with scope(business=business.pk):
-        if not CampaignSend.objects.filter(pk=send.pk).visible_at(now).exists():
+        if not sends_visible_at(CampaignSend.objects.filter(pk=send.pk), now=now).exists():
             raise Http404("This link is not valid.")
         claimed = None  # a GET claims nothing; a POST says whether it was this one that claimed
         if request.method == "POST":
