@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from campaigns.models import CampaignSend
 from members import apiauth, credentials, selectors, services, wallet
 from members.models import Business, ConsentSource, MemberToken
-from notifications import inbox
+from notifications import erasure, inbox
 from winback.api import (
     ApiError,
     ClientIPThrottle,
@@ -208,7 +208,7 @@ class EraseView(MemberAPIView):
 
     @extend_schema(tags=[TAG], request=None, responses={204: None})
     def post(self, request):
-        services.member_erase(member=self.member)
+        erasure.member_erase(member=self.member)
         credentials.member_tokens_revoke_all(member=self.member)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
