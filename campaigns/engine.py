@@ -38,6 +38,7 @@ from django_scopes import scope, scopes_disabled
 
 from members.models import CHANNELS, Business, Member, MemberStatus, WalletReward
 
+from .messages import campaign_messages_fix, reward_words
 from .models import (
     NOT_COUNTED,
     Arm,
@@ -56,7 +57,6 @@ from .rules import (
     conditions_sql,
     contact_missing_sql,
     reachable_sql,
-    reward_title,
 )
 
 log = logging.getLogger(__name__)
@@ -529,7 +529,10 @@ def business_evaluate(
             for c in campaigns
         }
         if campaigns:
-            night = _Night(business=business, campaigns=campaigns, local_date=local_date, run=run, now=now)
+            # Tonight's texts, fixed: an edit from now on takes effect from the next night.
+            fixed = campaign_messages_fix(campaigns=campaigns, now=now)
+            night = _Night(business=business, campaigns=campaigns, local_date=local_date, run=run, now=now,
+                           messages=fixed)  # fmt: skip
             counts = night.write_one_statement() if connection.vendor == "postgresql" else night.write_in_steps()
             key = {SendOutcome.CAPPED: "capped", SendOutcome.CONTROL: "control", SendOutcome.SCHEDULED: "sends"}
             for campaign_id, _number, outcome, n in counts.sends:
@@ -632,6 +635,7 @@ class _Night:
     local_date: date
     run: EvaluationRun
     now: datetime
+    messages: dict[int, int] = field(default_factory=dict)  # campaign id → its CampaignMessage id tonight
 
     # -- the pieces
 
@@ -649,15 +653,21 @@ class _Night:
         carry ``send_id`` and ``outcome`` already)."""
         sql = (
             f"SELECT {'r.send_id, ' if with_ids else ''}%s, r.c_id, r.m_id, %s, r.send_number, {self.ARM_SQL}, %s, "
-            f"{'r.outcome' if with_ids else self.OUTCOME_SQL}, %s "
+            f"{'r.outcome' if with_ids else self.OUTCOME_SQL}, %s, {self.message_sql()} "
             "FROM due r WHERE 1 = 1 ORDER BY r.m_id ON CONFLICT DO NOTHING"
         )
         return sql, [self.business.pk, self.run.pk, _db_value(self.local_date), _db_value(self.now)]
 
     SENDS_HEAD = (
         f"INSERT INTO {CampaignSend._meta.db_table} (business_id, campaign_id, member_id, run_id, send_number, "
-        "arm, local_date, outcome, created_at) "
+        "arm, local_date, outcome, created_at, message_id) "
     )
+
+    def message_sql(self) -> str:
+        """Each send's ``message_id``: a constant per campaign (ids from the database, as literals)."""
+        if not self.messages:
+            return "NULL"
+        return f"CASE r.c_id {' '.join(f'WHEN {int(c)} THEN {int(m)}' for c, m in self.messages.items())} END"
 
     def reward_rows(self) -> list[list]:
         rows = []
@@ -667,7 +677,7 @@ class _Night:
                 reward = campaign.step(number)["reward"]
                 if reward:
                     expires = local_day_start(self.local_date + timedelta(days=reward["expiry_days"] + 1), tz)
-                    title = reward_title(reward, currency=campaign.business.currency)[:140]
+                    title = reward_words(reward, currency=campaign.business.currency)[:140]
                     rows.append([campaign.pk, number, reward["kind"], title, json.dumps(reward), expires])
         return rows
 

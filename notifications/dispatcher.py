@@ -33,7 +33,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
-from campaigns.models import Campaign, CampaignSend, CampaignStatus, SendOutcome
+from campaigns import messages
+from campaigns.messages import OPEN_SALT
+from campaigns.models import Campaign, CampaignMessage, CampaignSend, CampaignStatus, SendOutcome
 from campaigns.pacing import QUIET_CHANNELS, SendCalendar
 from campaigns.rules import QUIET_END, QUIET_START
 from members.models import Business, ConsentSource, Member, MemberStatus, RewardStatus, WalletReward
@@ -47,7 +49,6 @@ MAX_ATTEMPTS = 5
 # mid-chunk leaves at most this many unconfirmed. Each chunk costs three statements on
 # PostgreSQL; measured per delivery in-process: 50 → ~240 µs, 100 → ~190 µs, 250 → ~180 µs.
 CHUNK = 100
-OPEN_SALT = "winback.open"
 WENT_OUT = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.OPENED)
 PENDING_OR_SENDING = (DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 FAILED_ANY = (DeliveryStatus.FAILED, DeliveryStatus.UNCONFIRMED)
@@ -186,29 +187,6 @@ def dispatch_due(
 # --- sending -------------------------------------------------------------------------------------
 
 
-def render(text: str, *, first_name: str, business: str, reward: str, days_away: int | None) -> str:
-    """Fill the placeholders; anything else in braces is left as written."""
-    values = {
-        "{first_name}": first_name or "there",
-        "{business}": business,
-        "{reward}": reward,
-        "{days_away}": "" if days_away is None else str(days_away),
-    }
-    for placeholder, value in values.items():
-        text = text.replace(placeholder, value)
-    return text
-
-
-def message_texts(campaign, *, send_number: int, arm: str) -> tuple[str, str]:
-    """The title and body (placeholders unfilled) a member of ``arm`` gets as send ``send_number``:
-    variant B replaces send 1's texts in arm B."""
-    step = campaign.step(send_number)
-    title, body = step["title"], step["body"]
-    if arm == "b" and send_number == 1 and campaign.ab_enabled:
-        title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
-    return title, body
-
-
 def in_quiet_hours(*, now: datetime, tz: ZoneInfo) -> bool:
     """Outside 08:00–21:00 in ``tz``: no SMS or WhatsApp now."""
     return not QUIET_START <= now.astimezone(tz).time() < QUIET_END
@@ -251,10 +229,13 @@ def deliveries_send(
     now = now_fn()
     # Plain rows, not model instances: a batch is hundreds of deliveries and the worker's CPU is
     # the dispatcher's limit. Campaigns and businesses are few: loaded once each.
+    # With the member's last purchase before the send, for the night's {days_away} (built here,
+    # in the batch's scope: it reads the ledger).
+    fields = {**_ROW_FIELDS, "purchase_before": messages.purchase_before(made="send__created_at")}
     rows = list(
         Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED)
         .order_by("scheduled_at", "id")
-        .values("id", "business_id", "send_id", "campaign_id", "member_id", "channel", "attempts", **_ROW_FIELDS)
+        .values("id", "business_id", "send_id", "campaign_id", "member_id", "channel", "attempts", **fields)
     )
     if not rows:
         return report
@@ -316,9 +297,7 @@ def deliveries_send(
             campaigns=campaigns,
             businesses=businesses,
             subscriptions=subscriptions,
-            rewards=dict(
-                WalletReward.objects.filter(send_id__in={r["send_id"] for r in ready}).values_list("send_id", "title")
-            ),
+            snapshots=CampaignMessage.objects.in_bulk({r["message_id"] for r in ready} - {None}),
         )
         backend_cache: dict[tuple[int, str], object] = {}
         for start in range(0, len(ready), CHUNK):
@@ -381,6 +360,8 @@ _ROW_FIELDS = {
     "send_number": F("send__send_number"),
     "arm": F("send__arm"),
     "sent_on": F("send__created_at"),
+    "local_date": F("send__local_date"),
+    "message_id": F("send__message_id"),
     "member_status": F("member__status"),
     "member_tz": F("member__timezone"),
     "first_name": F("member__first_name"),
@@ -403,41 +384,35 @@ def _reachable(row: dict, subscriptions: dict[int, list[PushTarget]]) -> bool:
 
 
 class _Composer:
-    """Builds each delivery's message; what is shared by many members (a step's texts, a time
-    zone's date, the signer) is worked out once per batch."""
+    """Builds each delivery's message; what is shared by many members (a step's texts, the
+    signer) is worked out once per batch. The texts are those the send's night fixed
+    (``campaigns.messages``), rendered as every other surface renders them."""
 
-    def __init__(self, *, now, campaigns, businesses, subscriptions, rewards):
+    def __init__(self, *, now, campaigns, businesses, subscriptions, snapshots):
         self.now = now
         self.campaigns = campaigns
         self.businesses = businesses
         self.subscriptions = subscriptions
-        self.rewards = rewards
-        self.texts: dict[tuple[int, int, str], tuple[str, str]] = {}
-        self.today: dict[str, date] = {}
+        self.snapshots = snapshots
+        self.texts: dict[tuple, messages.Texts] = {}
         self.signer = signing.TimestampSigner(salt=OPEN_SALT)
         self.site_url = settings.SITE_URL
 
-    def _texts(self, campaign, send_number: int, arm: str) -> tuple[str, str]:
-        key = (campaign.pk, send_number, arm)
+    def _texts(self, campaign, row: dict) -> messages.Texts:
+        key = (row["message_id"], campaign.pk, row["send_number"], row["arm"])
         if key not in self.texts:
-            self.texts[key] = message_texts(campaign, send_number=send_number, arm=arm)
+            self.texts[key] = messages.message_texts(message=self.snapshots.get(row["message_id"]), campaign=campaign,
+                                                      send_number=row["send_number"], arm=row["arm"])  # fmt: skip
         return self.texts[key]
 
     def message(self, row: dict) -> Message:
         campaign, business = self.campaigns[row["campaign_id"]], self.businesses[row["business_id"]]
-        title, body = self._texts(campaign, row["send_number"], row["arm"])
-        days_away = None
-        if (last_purchase := row["last_purchase_at"]) is not None:
-            tz_key = row["member_tz"] or business.timezone
-            tz = ZoneInfo(tz_key)
-            if tz_key not in self.today:
-                self.today[tz_key] = self.now.astimezone(tz).date()
-            days_away = (self.today[tz_key] - last_purchase.astimezone(tz).date()).days
+        days_away = messages.days_away(purchase_before=row["purchase_before"], local_date=row["local_date"],
+                                        tz=business.tzinfo)  # fmt: skip
+        rendered = messages.message_render(self._texts(campaign, row), first_name=row["first_name"],
+                                            business=business.name, days_away=days_away)  # fmt: skip
         send_id, channel = row["send_id"], row["channel"]
-        reward = self.rewards.get(send_id, "")
-        values = {"first_name": row["first_name"], "business": business.name, "reward": reward,
-                  "days_away": days_away}  # fmt: skip
-        extra: dict = {"send_id": send_id, "campaign_id": campaign.pk, "reward": reward}
+        extra: dict = {"send_id": send_id, "campaign_id": campaign.pk, "reward": rendered.reward}
         targets: tuple[PushTarget, ...] = ()
         if channel == "push":
             targets = tuple(self.subscriptions.get(row["member_id"], ()))
@@ -454,8 +429,8 @@ class _Composer:
             member_id=row["member_id"],
             channel=channel,
             to=to,
-            title=render(title, **values),
-            body=render(body, **values),
+            title=rendered.title,
+            body=rendered.body,
             url=f"{self.site_url}/m/{token}/",
             extra=extra,
             subscriptions=targets,
