@@ -192,3 +192,12 @@ def message_render(texts: Texts, *, first_name: str, business: str, days_away: i
     """The message as the member reads it."""
     values = {"first_name": first_name, "business": business, "reward": texts.reward, "days_away": days_away}
     return Rendered(title=fill(texts.title, **values), body=fill(texts.body, **values), reward=texts.reward)
+
+
+def send_render(send, *, campaign, business, purchase_before: datetime | None, first_name: str) -> Rendered:
+    """A ``CampaignSend`` (its ``message`` loaded) of ``campaign`` as its member reads it;
+    ``purchase_before``: the member's last purchase before it (``purchase_before()``). The
+    dispatcher, reading plain rows, makes the same three calls."""
+    texts = message_texts(message=send.message, campaign=campaign, send_number=send.send_number, arm=send.arm)
+    away = days_away(purchase_before=purchase_before, local_date=send.local_date, tz=business.tzinfo)
+    return message_render(texts, first_name=first_name, business=business.name, days_away=away)

@@ -242,11 +242,7 @@ def inbox_message(send, *, member: Member) -> dict:
     them), and the send's reward."""
     from campaigns import messages
 
-    texts = messages.message_texts(message=send.message, campaign=send.campaign, send_number=send.send_number,
-                                   arm=send.arm)  # fmt: skip
-    days_away = messages.days_away(purchase_before=send.purchase_before, local_date=send.local_date,
-                                   tz=send.business.tzinfo)  # fmt: skip
-    rendered = messages.message_render(texts, first_name=member.first_name, business=send.business.name,
-                                       days_away=days_away)  # fmt: skip
+    rendered = messages.send_render(send, campaign=send.campaign, business=send.business,
+                                    purchase_before=send.purchase_before, first_name=member.first_name)  # fmt: skip
     rewards = list(send.rewards.all())
     return {"title": rendered.title, "body": rendered.body, "reward": rewards[0] if rewards else None}

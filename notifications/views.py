@@ -90,11 +90,8 @@ def message_open(request: HttpRequest, token: str) -> HttpResponse:
         else:
             send_mark_opened(send=send, at=now, delivery=delivery)
             reward = WalletReward.objects.filter(send_id=send.pk).first()
-        texts = messages.message_texts(message=send.message, campaign=campaign, send_number=send.send_number,
-                                       arm=send.arm)  # fmt: skip
-        days_away = messages.days_away(purchase_before=visible[0][1], local_date=send.local_date, tz=business.tzinfo)
-        rendered = messages.message_render(texts, first_name=member.first_name, business=business.name,
-                                           days_away=days_away)  # fmt: skip
+        rendered = messages.send_render(send, campaign=campaign, business=business, purchase_before=visible[0][1],
+                                        first_name=member.first_name)  # fmt: skip
     response = render(
         request,
         "notifications/message_open.html",
