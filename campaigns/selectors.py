@@ -87,10 +87,7 @@ def campaign_tonight(*, campaign: Campaign, local_date, page: int = 1, per_page:
     the stage the funnel puts them in (messaged first, then those held back and why), and for the
     messaged their arm, channels and the title as they will read it. Writes nothing; five queries
     whatever the number of members."""
-    from notifications.dispatcher import message_texts, render
-
-    from . import engine
-    from .rules import reward_title
+    from . import engine, messages
     from .wizard.forms import CHANNEL_LABELS
 
     business = campaign.business
@@ -109,9 +106,9 @@ def campaign_tonight(*, campaign: Campaign, local_date, page: int = 1, per_page:
         r["channel_names"] = ", ".join(CHANNEL_LABELS[ch] for ch in r["channels"])
         r["title"] = ""
         if r["stage"] == "messaged":
-            title, _ = message_texts(campaign, send_number=r["send_number"], arm=r["arm"])
-            days_away = (local_date - member.last_purchase_at.astimezone(tz).date()).days
-            reward = reward_title(campaign.step(r["send_number"])["reward"], currency=business.currency)
-            r["title"] = render(title, first_name=member.first_name, business=business.name, reward=reward,
-                                days_away=days_away)  # fmt: skip
+            texts = messages.message_texts(message=None, campaign=campaign, send_number=r["send_number"],
+                                           arm=r["arm"])  # fmt: skip
+            days_away = messages.days_away(purchase_before=member.last_purchase_at, local_date=local_date, tz=tz)
+            r["title"] = messages.message_render(texts, first_name=member.first_name, business=business.name,
+                                                 days_away=days_away).title  # fmt: skip
     return {"funnel": funnel, "rows": rows, "page": page, "pages": pages, "local_date": local_date}

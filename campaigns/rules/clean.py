@@ -11,10 +11,11 @@ from django.core.exceptions import ValidationError
 
 from members.models import CHANNELS, RewardKind
 
+from ..messages import PLACEHOLDERS
+
 if TYPE_CHECKING:
     from ..models import Campaign
 
-PLACEHOLDERS = ("{first_name}", "{business}", "{reward}", "{days_away}")
 QUIET_START, QUIET_END = time(8, 0), time(21, 0)  # SMS and WhatsApp only between these, member-local
 PACED_CHANNELS = ("whatsapp", "sms", "email", "push")
 
@@ -103,26 +104,6 @@ def reward_clean(reward: dict | None) -> dict:
     except ValidationError as exc:
         raise ValidationError({"expiry_days": exc.messages}) from None
     return out
-
-
-def reward_title(reward: dict, *, currency: str = "") -> str:
-    """A reward as members read it: “a free cup of coffee”, “2 bonus stamps”, “20% off”."""
-    kind = (reward or {}).get("kind")
-    if not kind:
-        return ""
-    if kind == RewardKind.FREE_ITEM:
-        return f"a free {reward['item']}"
-    if kind == RewardKind.BONUS_STAMPS:
-        return f"{reward['count']} bonus stamp{'s' if reward['count'] != 1 else ''}"
-    if kind == RewardKind.BONUS_POINTS:
-        return f"{reward['count']} bonus points"
-    if kind == RewardKind.DISCOUNT:
-        if "percent" in reward:
-            return f"{reward['percent']}% off"
-        return f"{currency} {reward['amount']} off".strip()
-    if kind == RewardKind.BADGE:
-        return f"the “{reward['badge']}” badge"
-    return ""
 
 
 def conditions_clean(conditions: dict | None) -> dict:
