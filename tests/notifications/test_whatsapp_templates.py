@@ -15,25 +15,13 @@ from notifications import services, tasks
 from notifications.channels import twilio as twilio_channel
 from notifications.models import WhatsAppTemplate
 from notifications.selectors import whatsapp_templates_approved
-from tests.conftest import TWILIO_TOKEN, business_make
-from tests.fakes import FakeContentApi, content_template
+from tests.conftest import TWILIO_ACCOUNT as PLATFORM
+from tests.conftest import TWILIO_SUBACCOUNT as SUBACCOUNT
+from tests.conftest import business_make
+from tests.fakes import content_template
 
-PLATFORM = "AC" + "0" * 32
-SUBACCOUNT, SUBACCOUNT_TOKEN = "AC" + "5" * 32, "subaccount-token-5555"
 OFFER, REMINDER, THIRD = "HX" + "1" * 32, "HX" + "2" * 32, "HX" + "3" * 32
 T0 = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def content_api(settings):
-    """The fake Content API, the platform's Twilio credentials and one subaccount's."""
-    with FakeContentApi() as fake:
-        settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = PLATFORM, TWILIO_TOKEN
-        settings.TWILIO_SUBACCOUNTS = {SUBACCOUNT: SUBACCOUNT_TOKEN}
-        settings.TWILIO_API_BASE = fake.url
-        twilio_channel.twilio_client.cache_clear()
-        yield fake
-        twilio_channel.twilio_client.cache_clear()
 
 
 @pytest.fixture
