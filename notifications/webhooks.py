@@ -130,8 +130,8 @@ def twilio_inbound(request: HttpRequest) -> HttpResponse:
         return HttpResponse("MessageSid is missing", status=400)
     sender = request.POST.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
+    keyword = inbound_keyword(request.POST.get("Body", ""))  # its line breaks end a clause
     body = " ".join(request.POST.get("Body", "").split())
-    keyword = inbound_keyword(body)
     businesses = _businesses_for_sender(request, channel)
     if not businesses:
         logger.warning("Inbound %s %s to %s: no business's sender; ignored", channel, message_sid,

@@ -75,7 +75,7 @@ def consent_sms(member) -> bool:
         return Member.objects.get(pk=member.pk).consent_sms
 
 
-@pytest.mark.parametrize("body", ["Stop. Thank you", "stop!", " StOp ", "REVOKE", "OptOut"])
+@pytest.mark.parametrize("body", ["Stop. Thank you", "stop!", " StOp ", "REVOKE", "OptOut", "Stop\nno more please"])
 def test_an_opt_out_to_one_sender_unsubscribes_only_that_businesss_member(twilio, client, shops, body):
     kopi_member, salon_member = shops
 
