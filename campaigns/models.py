@@ -57,6 +57,11 @@ class Campaign(models.Model):
     reward = models.JSONField(default=dict, blank=True)
     escalation = models.JSONField(default=list, blank=True)
     channels = models.JSONField(default=list, blank=True)
+    # The approved WhatsApp template its WhatsApp messages use (one of the business's, checked by
+    # ``rules.whatsapp_template_check``); none: the business's configured template.
+    whatsapp_template = models.ForeignKey(
+        "notifications.WhatsAppTemplate", on_delete=models.SET_NULL, null=True, blank=True, related_name="campaigns"
+    )
     conditions = models.JSONField(default=dict, blank=True)
 
     # A/B test and control group

@@ -112,3 +112,28 @@ def campaign_tonight(*, campaign: Campaign, local_date, page: int = 1, per_page:
             r["title"] = messages.message_render(texts, first_name=member.first_name, business=business.name,
                                                  days_away=days_away).title  # fmt: skip
     return {"funnel": funnel, "rows": rows, "page": page, "pages": pages, "local_date": local_date}
+
+
+def campaign_whatsapp_warning(*, campaign: Campaign) -> str:
+    """One plain sentence when the campaign's WhatsApp template can no longer carry its WhatsApp
+    messages (WhatsApp paused, rejected or disabled it, or it still waits for approval), else "".
+    Reads ``campaign.whatsapp_template``: select it with the campaign."""
+    from notifications.models import TemplateStatus
+
+    template = campaign.whatsapp_template if campaign.whatsapp_template_id else None
+    channels = list(campaign.channels or [])
+    if template is None or "whatsapp" not in channels or template.status == TemplateStatus.APPROVED:
+        return ""
+    verdict = {
+        TemplateStatus.PENDING: "is still waiting for WhatsApp's approval",
+        TemplateStatus.REJECTED: "is rejected by WhatsApp",
+        TemplateStatus.PAUSED: "is paused by WhatsApp",
+        TemplateStatus.DISABLED: "is disabled (by WhatsApp, or no longer in your Twilio account)",
+    }[template.status]
+    after = channels[channels.index("whatsapp") + 1 :]
+    outcome = (
+        "WhatsApp messages will go on the next channel"
+        if after
+        else "WhatsApp messages will not go out until it is approved again"
+    )
+    return f"WhatsApp template '{template.name}' {verdict}: {outcome}."

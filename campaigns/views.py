@@ -35,7 +35,7 @@ STATUS_FILTERS = [
 @role_required(*OWNER_ROLES)
 def campaign_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
-    campaigns = Campaign.objects.order_by("status", "-updated_at")
+    campaigns = Campaign.objects.select_related("whatsapp_template").order_by("status", "-updated_at")
     if status in CampaignStatus.values:
         campaigns = campaigns.filter(status=status)
     else:
@@ -49,6 +49,7 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
             "figures": figures.get(c.pk),
             "channels": ", ".join(CHANNEL_LABELS[ch] for ch in c.channels) or "no channel yet",
             "reward": reward_words(c.reward, currency=request.business.currency),
+            "whatsapp_warning": selectors.campaign_whatsapp_warning(campaign=c),
         }
         for c in campaigns
     ]
@@ -58,7 +59,7 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 
 
 def _campaign(campaign_id: int) -> Campaign:
-    return get_object_or_404(Campaign.objects.select_related("business"), pk=campaign_id)
+    return get_object_or_404(Campaign.objects.select_related("business", "whatsapp_template"), pk=campaign_id)
 
 
 @role_required(*OWNER_ROLES)
@@ -81,6 +82,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "campaigns/campaign_detail.html",
         {
             "campaign": campaign,
+            "whatsapp_warning": selectors.campaign_whatsapp_warning(campaign=campaign),
             "results": results,
             "charts": _charts(results),
             "runs": selectors.campaign_runs(campaign=campaign),

@@ -179,6 +179,24 @@ def message_check(title: str, body: str, *, field_prefix: str = "") -> dict[str,
     return errors
 
 
+def whatsapp_template_check(campaign: Campaign, *, for_activation: bool) -> dict[str, list[str]]:
+    """The campaign's WhatsApp template must be one of its business's (always, draft or not), and
+    approved by WhatsApp when the campaign goes out on WhatsApp."""
+    from notifications.models import TemplateStatus
+
+    if campaign.whatsapp_template_id is None:
+        return {}
+    template = campaign.whatsapp_template
+    if template.business_id != campaign.business_id:
+        return {"whatsapp_template": ["Choose one of this business's WhatsApp templates."]}
+    if for_activation and "whatsapp" in (campaign.channels or []) and template.status != TemplateStatus.APPROVED:
+        return {"whatsapp_template": [
+            f"WhatsApp template '{template.name}' is {template.get_status_display().lower()}, not approved by "
+            "WhatsApp: choose an approved template or remove WhatsApp from the channels."
+        ]}  # fmt: skip
+    return {}
+
+
 def campaign_validate(campaign: Campaign, *, for_activation: bool) -> None:
     """Raise ValidationError with every problem, by field. Drafts may leave the message empty.
 
@@ -190,6 +208,8 @@ def campaign_validate(campaign: Campaign, *, for_activation: bool) -> None:
     for check in checks:
         for field, messages in check(campaign).items():
             errors.setdefault(field, []).extend(messages)
+    for field, messages in whatsapp_template_check(campaign, for_activation=for_activation).items():
+        errors.setdefault(field, []).extend(messages)
     if errors:
         raise ValidationError(errors)
 
