@@ -7,6 +7,8 @@ one layer, or of one package.
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import grimp
@@ -86,6 +88,17 @@ def test_the_layers_contract_is_kept(monkeypatch):
     monkeypatch.chdir(ROOT)
 
     assert lint_imports(config_filename="pyproject.toml", no_cache=True) == 0
+
+
+def test_every_module_of_the_four_apps_is_in_a_layer():
+    # A module the contract does not name is free to import anything: a new one must join a layer.
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
+    named = {m.strip() for layer in contract["layers"] for m in re.split(r"[:|]", layer)}
+    graph = grimp.build_graph(*APPS, cache_dir=None)
+    children = {c for app in APPS for c in graph.find_children(app) if not c.endswith(".migrations")}
+
+    assert children - named == set()
+    assert named - set(graph.modules) == set()
 
 
 def test_no_module_of_the_four_apps_is_over_400_lines():

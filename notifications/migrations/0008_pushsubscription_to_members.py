@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0005_provider_event"),
+        ("notifications", "0006_whatsapp_template"),
         ("members", "0012_pushsubscription_from_notifications"),
     ]
 
