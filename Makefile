@@ -47,6 +47,7 @@ lint: deps-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/lint-imports --no-cache
 
 fmt: deps-dev
 	$(BIN)/ruff format .

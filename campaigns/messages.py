@@ -27,8 +27,9 @@ from django.db.models import Case, DateTimeField, F, OuterRef, Subquery, When
 
 from members.models import RewardKind
 
+from .models import CampaignMessage
+
 OPEN_SALT = "winback.open"
-PLACEHOLDERS = ("{first_name}", "{business}", "{reward}", "{days_away}")
 # The most sends a campaign can make to one member (max_sends is 1, 2 or 3).
 MAX_SENDS = 3
 
@@ -120,8 +121,6 @@ def campaign_messages_fix(*, campaigns: list, now: datetime) -> dict[int, int]:
     id: the existing row when the content is unchanged, a new one otherwise. One statement,
     whatever the number of campaigns and whether any changed: an upsert on (campaign, digest)
     whose no-op update returns the existing row's id too."""
-    from .models import CampaignMessage
-
     if not campaigns:
         return {}
     rows = []

@@ -12,8 +12,6 @@ from django_scopes import ScopedManager
 
 from members.models import Business, Member
 
-from .managers import CampaignSendQuerySet
-
 
 class CampaignType(models.TextChoices):
     WINBACK = "winback", "Win-back"
@@ -245,7 +243,7 @@ class CampaignSend(models.Model):
         db_constraint=False, db_index=False,
     )  # fmt: skip
 
-    objects = ScopedManager(business="business", _manager_class=models.Manager.from_queryset(CampaignSendQuerySet))
+    objects = ScopedManager(business="business")
 
     class Meta:
         constraints = [

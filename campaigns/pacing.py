@@ -124,3 +124,16 @@ def night_send_at(*, campaign: Campaign, local_date: date) -> datetime:
     return SendCalendar.for_channel(campaign=campaign, channel="", tz=tz, start=start, opens_at=campaign.send_at).day(
         0
     )[0]
+
+
+def last_night_sent_by(campaign, *, now: datetime) -> date:
+    """The latest local date whose night's messages of ``campaign`` are due by ``now``: the night
+    of D sends at the campaign's send-at time on D, or on the next weekday without weekends."""
+    today = now.astimezone(campaign.business.tzinfo).date()
+    # A night sends on its own day or at most two days later (Saturday's on Monday), so three days
+    # back is always due.
+    for back in range(3):
+        night = today - timedelta(days=back)
+        if night_send_at(campaign=campaign, local_date=night) <= now:
+            return night
+    return today - timedelta(days=3)

@@ -87,8 +87,9 @@ def campaign_tonight(*, campaign: Campaign, local_date, page: int = 1, per_page:
     the stage the funnel puts them in (messaged first, then those held back and why), and for the
     messaged their arm, channels and the title as they will read it. Writes nothing; five queries
     whatever the number of members."""
+    from notifications.models import CHANNEL_CHOICES
+
     from . import engine, messages
-    from .wizard.forms import CHANNEL_LABELS
 
     business = campaign.business
     campaigns = engine.night_campaigns(campaign, local_date=local_date)
@@ -100,10 +101,11 @@ def campaign_tonight(*, campaign: Campaign, local_date, page: int = 1, per_page:
     members = Member.objects.in_bulk([r["member_id"] for r in rows])
     labels = dict(engine.FUNNEL_STAGES)
     tz = business.tzinfo
+    channel_labels = dict(CHANNEL_CHOICES)
     for r in rows:
         member = r["member"] = members[r["member_id"]]
         r["reason"] = labels.get(r["stage"], "")
-        r["channel_names"] = ", ".join(CHANNEL_LABELS[ch] for ch in r["channels"])
+        r["channel_names"] = ", ".join(channel_labels[ch] for ch in r["channels"])
         r["title"] = ""
         if r["stage"] == "messaged":
             texts = messages.message_texts(message=None, campaign=campaign, send_number=r["send_number"],

@@ -63,6 +63,7 @@ def campaign_activate(*, campaign: Campaign, now: datetime | None = None) -> Cam
 
 def _cancel_pending(*, campaign: Campaign, now: datetime) -> int:
     """Cancel every delivery not yet sending, their sends and the rewards offered with them."""
+    from notifications.inbox import sends_visible_at
     from notifications.models import PENDING, Delivery, DeliveryStatus
 
     cancelled = Delivery.objects.filter(campaign_id=campaign.pk, status__in=PENDING).update(
@@ -72,7 +73,7 @@ def _cancel_pending(*, campaign: Campaign, now: datetime) -> int:
     # One without deliveries (the inbox is its only channel) is kept once the member can see it.
     went_out = Delivery.objects.filter(send_id=OuterRef("pk")).exclude(status=DeliveryStatus.CANCELLED)
     scheduled = CampaignSend.objects.filter(campaign_id=campaign.pk, outcome=SendOutcome.SCHEDULED)
-    sends = scheduled.exclude(Exists(went_out)).exclude(pk__in=scheduled.visible_at(now).values("pk"))
+    sends = scheduled.exclude(Exists(went_out)).exclude(pk__in=sends_visible_at(scheduled, now=now).values("pk"))
     WalletReward.objects.filter(send__in=sends.values("pk"), status=RewardStatus.OFFERED).update(
         status=RewardStatus.CANCELLED
     )
@@ -137,9 +138,8 @@ def campaign_test_send(*, campaign: Campaign, user, now: datetime) -> list[TestS
     Through the channels' real backends (``channel_test_send``, as the settings page's test),
     with no send or delivery row: a test counts in no result. A channel's refusal is reported,
     not raised, so one channel failing leaves the others tested."""
-    from members.models import Member, MemberStatus
+    from members.models import Member, MemberStatus, PushSubscription
     from notifications.channels import PermanentSendError, PushTarget, TransientSendError
-    from notifications.models import PushSubscription
     from notifications.services import channel_test_send
 
     from . import messages

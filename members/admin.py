@@ -15,6 +15,7 @@ from .models import (
     Member,
     Membership,
     OneTimeCode,
+    PushSubscription,
     Visit,
     VisitKind,
     VisitSource,
@@ -230,5 +231,13 @@ class OneTimeCodeAdmin(BusinessScopedAdmin):
     list_filter = ["delivery_status", "channel"]
     list_select_related = ["member"]
     ordering = ["-created_at"]
+    view_roles = ("owner", "manager")
+    add_roles = change_roles = ()
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(BusinessScopedAdmin):
+    list_display = ["member", "endpoint", "created_at", "last_success_at"]
+    raw_id_fields = ["member"]
     view_roles = ("owner", "manager")
     add_roles = change_roles = ()

@@ -323,8 +323,8 @@ def _story_run(*, business: Business, members: list[Member], staff, first_night:
     member more often than a held-out one — and the messages opened (``inbox_open``)."""
     from campaigns import engine
     from campaigns.models import NOT_COUNTED, CampaignSend, SendOutcome
-    from members.wallet import inbox_open
     from notifications import dispatcher
+    from notifications.inbox import inbox_open
 
     tz = business.tzinfo
     by_id = {m.pk: m for m in members}

@@ -3,10 +3,11 @@
 from celery import shared_task
 from django.utils import timezone
 
+from notifications import codes
 from notifications.channels import TransientSendError
 from winback.tenancy import TenantTask
 
-from . import apiauth, importing, wallet
+from . import importing, wallet
 
 
 @shared_task(name="members.rewards_expire", ignore_result=True)
@@ -21,16 +22,16 @@ def rewards_expire_task() -> int:
     ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=apiauth.CODE_SEND_ATTEMPTS - 1,
+    max_retries=codes.CODE_SEND_ATTEMPTS - 1,
 )
 def code_send_task(self, *, business_id: int, code_id: int, code: str) -> str:
     """Send a sign-in code; a transient provider error retries with exponential backoff (the
     last attempt marks the code failed instead of raising)."""
     try:
-        return apiauth.code_send(code_id=code_id, code=code, now=timezone.now())
+        return codes.code_send(code_id=code_id, code=code, now=timezone.now())
     except TransientSendError as exc:
         raise self.retry(
-            exc=exc, countdown=apiauth.code_send_retry_in(retries=self.request.retries, retry_after=exc.retry_after)
+            exc=exc, countdown=codes.code_send_retry_in(retries=self.request.retries, retry_after=exc.retry_after)
         ) from exc
 
 

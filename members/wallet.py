@@ -1,19 +1,15 @@
-"""The member's wallet and inbox: claiming a campaign's reward, opening a message, redeeming at
-the counter, and the reads the member app shows.
-
-``reward_claim`` is the one way a reward offered with a campaign send reaches the wallet, used by
-the app's open (the API) and by the open link's page alike, exactly once per send whatever runs
-concurrently: the reward row is locked, and every change is a conditional update.
+"""The member's wallet: redeeming a reward at the counter, expiring offers, the reads the member
+app shows. Claiming a campaign send's reward into the wallet is the inbox's
+(``notifications.inbox.reward_claim``): what a member may claim depends on the deliveries.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_scopes import scopes_disabled
@@ -35,77 +31,6 @@ def reward_code_new() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
 
 
-@transaction.atomic
-def reward_claim(*, send, at: datetime) -> WalletReward | None:
-    """Claim the reward offered with ``send`` into the member's wallet, exactly once.
-
-    Bonus stamps and points are credited as one ``campaign_reward`` ledger entry (idempotency key
-    ``claim:<send>``) and the reward is done (``redeemed``); a free item, a discount or a badge
-    becomes ``available`` with its own single-use code and keeps its expiry (a badge also goes on
-    the member). An offer past its expiry lapses (``expired``). Returns the reward as it stands,
-    or None when the send carries none. A second claim, concurrent or not, changes nothing.
-
-    Raises ``CampaignSend.DoesNotExist`` when the send is not visible to the member at ``at``
-    (not sent yet, returned, skipped, cancelled…): nothing is claimed before it went out.
-    """
-    return _claim(send=send, at=at)[0]
-
-
-def _claim(*, send, at: datetime) -> tuple[WalletReward | None, bool]:
-    """``reward_claim``, and whether this call claimed it: decided under the reward's lock, so of
-    concurrent claimers exactly one hears it was added."""
-    from campaigns.models import CampaignSend
-
-    reward = WalletReward.objects.select_for_update().filter(send_id=send.pk).first()
-    # Checked under the lock: a pause or a settled send cancels the offer in a transaction that
-    # waits for this one, or that this one waited for and now sees.
-    if not CampaignSend.objects.filter(pk=send.pk).visible_at(at).exists():
-        raise CampaignSend.DoesNotExist("No such message.")
-    if reward is None or reward.status != RewardStatus.OFFERED:
-        return reward, False
-    offered = WalletReward.objects.filter(pk=reward.pk, status=RewardStatus.OFFERED)
-    if reward.expires_at is not None and reward.expires_at <= at:
-        offered.update(status=RewardStatus.EXPIRED)
-        reward.status = RewardStatus.EXPIRED
-        return reward, False
-
-    if reward.kind in CREDITED_KINDS:
-        count = int((reward.details or {}).get("count") or 0)
-        # The conditional update is the claim; the ledger key keeps a retry from crediting twice.
-        if not offered.update(status=RewardStatus.REDEEMED, claimed_at=at, redeemed_at=at):
-            reward.refresh_from_db()
-            return reward, False
-        member = Member.objects.get(pk=reward.member_id)
-        visit_record(
-            member=member,
-            kind=VisitKind.CAMPAIGN_REWARD,
-            stamps=count if reward.kind == RewardKind.BONUS_STAMPS else 0,
-            points=count if reward.kind == RewardKind.BONUS_POINTS else 0,
-            occurred_at=at,
-            source=VisitSource.CAMPAIGN,
-            idempotency_key=f"claim:{send.pk}",
-            note=reward.title[:200],
-        )
-        reward.status, reward.claimed_at, reward.redeemed_at = RewardStatus.REDEEMED, at, at
-        return reward, True
-
-    for _ in range(5):
-        code = reward_code_new()
-        try:
-            with transaction.atomic():
-                claimed = offered.update(status=RewardStatus.AVAILABLE, claimed_at=at, code=code)
-        except IntegrityError:
-            continue  # the code is another reward's in this business: draw again
-        if not claimed:
-            reward.refresh_from_db()
-            return reward, False
-        reward.status, reward.claimed_at, reward.code = RewardStatus.AVAILABLE, at, code
-        if reward.kind == RewardKind.BADGE:
-            member_badge_add(member_id=reward.member_id, badge=str((reward.details or {}).get("badge") or reward.title))
-        return reward, True
-    raise RuntimeError("could not draw a unique reward code")
-
-
 def member_badge_add(*, member_id: int, badge: str) -> bool:
     """Put ``badge`` on the member once (a badge is a name, held or not); returns whether it was
     new. The member row is locked: two badges claimed at once both land."""
@@ -116,31 +41,6 @@ def member_badge_add(*, member_id: int, badge: str) -> bool:
     member.badges = [*badges, badge]
     member.save(update_fields=["badges"])
     return True
-
-
-@dataclass
-class Opened:
-    send: object
-    reward: WalletReward | None
-    first_open: bool
-    claimed: bool  # this open put the reward in the wallet (or on the card)
-
-
-@transaction.atomic
-def inbox_open(*, send, at: datetime, delivery=None) -> Opened:
-    """The member opened a message (in the app, or the link's "add to my wallet" on ``delivery``):
-    claim its reward and mark it opened (once). Safe to repeat and to run concurrently. Raises
-    ``CampaignSend.DoesNotExist`` for a message not visible to the member at ``at``."""
-    from notifications.services import send_mark_opened
-
-    # The claim first: it locks the reward before the send row, in the order a pause takes them.
-    reward, claimed = _claim(send=send, at=at)
-    first = send_mark_opened(send=send, at=at, delivery=delivery)
-    if not first:
-        from campaigns.models import CampaignSend
-
-        send.opened_at = CampaignSend.objects.filter(pk=send.pk).values_list("opened_at", flat=True).get()
-    return Opened(send=send, reward=reward, first_open=first, claimed=claimed)
 
 
 @transaction.atomic
@@ -219,30 +119,3 @@ def wallet_rewards(*, member: Member, status: str = "", now: datetime | None = N
     elif status == RewardStatus.REDEEMED:
         rewards = rewards.filter(status=RewardStatus.REDEEMED)
     return rewards
-
-
-def inbox_sends(*, member: Member, now: datetime) -> QuerySet:
-    """The member's campaign messages visible at ``now`` (gone out; never before their send time,
-    nor returned, skipped, cancelled, control or capped), each with its campaign, the texts its
-    night fixed, its reward and the member's last purchase before it (for ``{days_away}``)."""
-    from campaigns import messages
-    from campaigns.models import CampaignSend
-
-    return (
-        CampaignSend.objects.filter(member=member)
-        .visible_at(now)
-        .select_related("campaign__business", "business", "message")
-        .prefetch_related("rewards")
-        .annotate(purchase_before=messages.purchase_before())
-    )
-
-
-def inbox_message(send, *, member: Member) -> dict:
-    """Title and body as this member got them (``campaigns.messages``, as every surface renders
-    them), and the send's reward."""
-    from campaigns import messages
-
-    rendered = messages.send_render(send, campaign=send.campaign, business=send.business,
-                                    purchase_before=send.purchase_before, first_name=member.first_name)  # fmt: skip
-    rewards = list(send.rewards.all())
-    return {"title": rendered.title, "body": rendered.body, "reward": rewards[0] if rewards else None}

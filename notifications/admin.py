@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from winback.admin_site import BusinessScopedAdmin
 
-from .models import Delivery, DeliveryEvent, PushSubscription, RecordedMessage, WhatsAppTemplate
+from .models import Delivery, DeliveryEvent, RecordedMessage, WhatsAppTemplate
 
 
 class DeliveryEventInline(admin.TabularInline):
@@ -36,14 +36,6 @@ class RecordedMessageAdmin(BusinessScopedAdmin):
     list_filter = ["channel"]
     search_fields = ["to", "title", "body"]
     raw_id_fields = ["delivery"]
-    view_roles = ("owner", "manager")
-    add_roles = change_roles = ()
-
-
-@admin.register(PushSubscription)
-class PushSubscriptionAdmin(BusinessScopedAdmin):
-    list_display = ["member", "endpoint", "created_at", "last_success_at"]
-    raw_id_fields = ["member"]
     view_roles = ("owner", "manager")
     add_roles = change_roles = ()
 

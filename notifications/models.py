@@ -8,6 +8,7 @@ from django_scopes import ScopedManager
 
 from campaigns.models import Campaign, CampaignSend
 from members.models import CHANNELS, Business, Member
+from members.models import PushSubscription as PushSubscription  # a member's device: members' (same table)
 
 CHANNEL_CHOICES = [
     (c, {"push": "Web push", "sms": "SMS", "whatsapp": "WhatsApp", "email": "Email"}[c]) for c in CHANNELS
@@ -112,25 +113,6 @@ class DeliveryEvent(models.Model):
         indexes = [models.Index(fields=["delivery", "at"], name="delivery_event_delivery")]
 
 
-class PushSubscription(models.Model):
-    """A member's Web Push subscription (one per browser or device)."""
-
-    business = models.ForeignKey(Business, on_delete=models.CASCADE)
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="push_subscriptions")
-    endpoint = models.URLField(max_length=1000)
-    p256dh = models.CharField(max_length=200)
-    auth = models.CharField(max_length=100)
-    user_agent = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ScopedManager(business="business")
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["member", "endpoint"], name="push_unique_endpoint")]
-        indexes = [models.Index(fields=["business", "member"], name="push_business_member")]
-
-
 class RecordedMessage(models.Model):
     """What the recording backend would have sent (development, tests, channels not set up)."""
 
@@ -223,3 +205,9 @@ class WhatsAppTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.language})" if self.language else self.name
+
+    @property
+    def is_approved(self) -> bool:
+        """WhatsApp approved it: it can carry a business-initiated message (the campaign rules ask
+        the template through ``Campaign.whatsapp_template``, below this app's layer)."""
+        return self.status == TemplateStatus.APPROVED

@@ -27,9 +27,9 @@ from campaigns import messages
 from campaigns.messages import OPEN_SALT
 from campaigns.models import CampaignSend
 from members.models import WalletReward
-from members.wallet import inbox_open
 
 from .dispatcher import open_link_expires_at
+from .inbox import inbox_open, sends_visible_at
 from .models import Delivery
 from .services import send_mark_opened
 
@@ -76,7 +76,9 @@ def message_open(request: HttpRequest, token: str) -> HttpResponse:
         # The member's last purchase before the send, with the check that it is visible: the
         # night's {days_away}, even once the member has returned.
         visible = list(
-            CampaignSend.objects.filter(pk=send.pk).visible_at(now).values_list("pk", messages.purchase_before())
+            sends_visible_at(CampaignSend.objects.filter(pk=send.pk), now=now).values_list(
+                "pk", messages.purchase_before()
+            )
         )
         if not visible:
             raise Http404("This link is not valid.")

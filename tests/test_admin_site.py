@@ -31,11 +31,11 @@ TEAM_VIEW = {
         "members.membership", "members.member", "members.visit", "members.walletreward", "members.onetimecode",
         "campaigns.campaign", "campaigns.campaignsend",
         "campaigns.evaluationrun", "notifications.delivery", "notifications.recordedmessage",
-        "notifications.pushsubscription", "notifications.whatsapptemplate",
+        "members.pushsubscription", "notifications.whatsapptemplate",
     },
     "manager": {
         "members.member", "members.visit", "members.walletreward", "members.onetimecode", "campaigns.campaign", "campaigns.campaignsend", "campaigns.evaluationrun",
-        "notifications.delivery", "notifications.recordedmessage", "notifications.pushsubscription",
+        "notifications.delivery", "notifications.recordedmessage", "members.pushsubscription",
         "notifications.whatsapptemplate",
     },
     "staff": {"members.member", "members.visit", "members.walletreward"},

@@ -11,10 +11,11 @@ from django.core.exceptions import ValidationError
 
 from members.models import CHANNELS, RewardKind
 
-from ..messages import PLACEHOLDERS
-
 if TYPE_CHECKING:
     from ..models import Campaign
+
+# What a campaign's title and body may quote: checked here, filled by ``campaigns.messages``.
+PLACEHOLDERS = ("{first_name}", "{business}", "{reward}", "{days_away}")
 
 QUIET_START, QUIET_END = time(8, 0), time(21, 0)  # SMS and WhatsApp only between these, member-local
 PACED_CHANNELS = ("whatsapp", "sms", "email", "push")
@@ -182,14 +183,12 @@ def message_check(title: str, body: str, *, field_prefix: str = "") -> dict[str,
 def whatsapp_template_check(campaign: Campaign, *, for_activation: bool) -> dict[str, list[str]]:
     """The campaign's WhatsApp template must be one of its business's (always, draft or not), and
     approved by WhatsApp when the campaign goes out on WhatsApp."""
-    from notifications.models import TemplateStatus
-
     if campaign.whatsapp_template_id is None:
         return {}
     template = campaign.whatsapp_template
     if template.business_id != campaign.business_id:
         return {"whatsapp_template": ["Choose one of this business's WhatsApp templates."]}
-    if for_activation and "whatsapp" in (campaign.channels or []) and template.status != TemplateStatus.APPROVED:
+    if for_activation and "whatsapp" in (campaign.channels or []) and not template.is_approved:
         return {"whatsapp_template": [
             f"WhatsApp template '{template.name}' is {template.get_status_display().lower()}, not approved by "
             "WhatsApp: choose an approved template or remove WhatsApp from the channels."

@@ -67,7 +67,7 @@ def reachable_q(channel: str, *, prefix: str = "") -> Q:
 
     ``reachable_sql`` says the same in SQL for the night; a test holds the two equal.
     """
-    from notifications.models import PushSubscription
+    from members.models import PushSubscription
 
     if channel == "sms" or channel == "whatsapp":
         return Q(**{f"{prefix}consent_{channel}": True}) & ~Q(**{f"{prefix}phone": ""})
@@ -92,7 +92,7 @@ def contact_missing_sql(channel: str, *, member: str = "m") -> str:
 
 def _address_sql(channel: str, *, member: str, present: bool) -> str:
     """Whether the member row has (``present``) or lacks an address on ``channel``."""
-    from notifications.models import PushSubscription
+    from members.models import PushSubscription
 
     if channel == "sms" or channel == "whatsapp":
         return f"{member}.phone {'<>' if present else '='} ''"

@@ -7,11 +7,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from members.models import CHANNELS, RewardKind
+from notifications.models import CHANNEL_CHOICES
 
 from ..models import Campaign, CampaignType
 from ..rules import CONDITIONS, PACED_CHANNELS, conditions_clean, message_check, reward_clean
 
-CHANNEL_LABELS = {"push": "Web push", "sms": "SMS", "whatsapp": "WhatsApp", "email": "Email"}
+CHANNEL_LABELS = dict(CHANNEL_CHOICES)
 PRESETS = (14, 30, 60, 90)
 
 

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from members import credentials, selectors, services
 from members.models import ApiKey, ConsentSource, Member, MemberStatus
+from notifications import erasure
 from winback.api import (
     ALL_AUTHENTICATION,
     ApiError,
@@ -189,7 +190,7 @@ class MemberEraseView(ManagerAPIView):
     @extend_schema(tags=["members"], request=None, responses={200: s.MemberSerializer})
     def post(self, request, member_id: int):
         member = member_or_404(member_id)
-        member = services.member_erase(member=member, at=timezone.now())
+        member = erasure.member_erase(member=member, at=timezone.now())
         credentials.member_tokens_revoke_all(member=member)
         return Response(s.MemberSerializer(member).data)
 

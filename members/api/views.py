@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from campaigns.models import CampaignSend
 from members import apiauth, credentials, selectors, services, wallet
 from members.models import Business, ConsentSource, MemberToken
+from notifications import erasure, inbox
 from winback.api import (
     ApiError,
     ClientIPThrottle,
@@ -207,7 +208,7 @@ class EraseView(MemberAPIView):
 
     @extend_schema(tags=[TAG], request=None, responses={204: None})
     def post(self, request):
-        services.member_erase(member=self.member)
+        erasure.member_erase(member=self.member)
         credentials.member_tokens_revoke_all(member=self.member)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -324,7 +325,7 @@ class WalletRewardView(MemberAPIView):
 
 
 def _inbox_item(send, member) -> dict:
-    message = wallet.inbox_message(send, member=member)
+    message = inbox.inbox_message(send, member=member)
     return {
         "id": send.pk,
         "title": message["title"],
@@ -345,7 +346,7 @@ class InboxView(MemberAPIView):
 
     @extend_schema(tags=[TAG], responses=s.InboxItemSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(wallet.inbox_sends(member=self.member, now=timezone.now()))
+        page = self.paginate_queryset(inbox.inbox_sends(member=self.member, now=timezone.now()))
         items = [_inbox_item(send, self.member) for send in page]
         return self.get_paginated_response(s.InboxItemSerializer(items, many=True).data)
 
@@ -358,12 +359,12 @@ class InboxOpenView(MemberAPIView):
     @extend_schema(tags=[TAG], request=None, responses={200: s.InboxOpenedSerializer})
     def post(self, request, send_id: int):
         now = timezone.now()
-        send = wallet.inbox_sends(member=self.member, now=now).filter(pk=send_id).first()
+        send = inbox.inbox_sends(member=self.member, now=now).filter(pk=send_id).first()
         if send is None:
             raise ApiError(404, "not_found", "No such message.")
         try:
-            opened = wallet.inbox_open(send=send, at=now)
+            opened = inbox.inbox_open(send=send, at=now)
         except CampaignSend.DoesNotExist:
             raise ApiError(404, "not_found", "No such message.") from None
-        send = wallet.inbox_sends(member=self.member, now=now).get(pk=send_id)
+        send = inbox.inbox_sends(member=self.member, now=now).get(pk=send_id)
         return Response(s.InboxOpenedSerializer({**_inbox_item(send, self.member), "claimed": opened.claimed}).data)

@@ -6,7 +6,7 @@ Every model keeps the ``members`` app label; migrations import ``validate_timezo
 
 from .credentials import ApiKey, CodeDelivery, MemberToken, OneTimeCode
 from .imports import ImportJob, ImportStatus
-from .members import ConsentEvent, ConsentSource, Member, MemberStatus, Suppression, card_code_new
+from .members import ConsentEvent, ConsentSource, Member, MemberStatus, PushSubscription, Suppression, card_code_new
 from .tenants import CHANNELS, Business, Invitation, Membership, ProgramType, Role, validate_timezone
 from .visits import NOT_IN_PERSON, RewardKind, RewardStatus, Visit, VisitKind, VisitSource, WalletReward
 
@@ -27,6 +27,7 @@ __all__ = [
     "Membership",
     "OneTimeCode",
     "ProgramType",
+    "PushSubscription",
     "RewardKind",
     "RewardStatus",
     "Role",

@@ -152,3 +152,24 @@ class Suppression(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["business", "digest"], name="suppression_unique")]
+
+
+class PushSubscription(models.Model):
+    """A member's Web Push subscription (one per browser or device)."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE)
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.URLField(max_length=1000)
+    p256dh = models.CharField(max_length=200)
+    auth = models.CharField(max_length=100)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        # Moved from notifications (the app that sends to it): the table kept its name.
+        db_table = "notifications_pushsubscription"
+        constraints = [models.UniqueConstraint(fields=["member", "endpoint"], name="push_unique_endpoint")]
+        indexes = [models.Index(fields=["business", "member"], name="push_business_member")]

@@ -8,7 +8,6 @@ from .consent import (
     suppressed_values,
     suppression_digest,
 )
-from .erasure import ERASED, member_erase
 from .ledger import DuplicateIdempotencyKey, members_recompute_totals, visit_record
 from .members import member_create, member_update
 from .team import (
@@ -28,7 +27,6 @@ from .team import (
 )
 
 __all__ = [
-    "ERASED",
     "INVITATION_DAYS",
     "SUPPRESSION_CHUNK",
     "DuplicateIdempotencyKey",
@@ -42,7 +40,6 @@ __all__ = [
     "invitation_send",
     "member_consent_set",
     "member_create",
-    "member_erase",
     "member_is_suppressed",
     "member_update",
     "members_recompute_totals",

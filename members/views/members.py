@@ -8,9 +8,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from notifications import erasure
 from winback.tenancy import OWNER_ROLES, role_required
 
-from .. import selectors, services
+from .. import selectors
 from ..forms import (
     ImportForm,
     MemberFilterForm,
@@ -58,7 +59,7 @@ def member_detail(request: HttpRequest, member_id: int) -> HttpResponse:
 @require_POST
 def member_erase(request: HttpRequest, member_id: int) -> HttpResponse:
     member = get_object_or_404(Member, pk=member_id)
-    services.member_erase(member=member)
+    erasure.member_erase(member=member)
     messages.success(request, "The member's personal data was erased; anonymous counts are kept.")
     return redirect("members:member-detail", member_id=member.pk)
 

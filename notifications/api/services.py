@@ -6,8 +6,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from members.models import ConsentSource, Member
-from notifications.models import PushSubscription
+from members.models import ConsentSource, Member, PushSubscription
 
 
 @transaction.atomic

@@ -8,8 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from members.models import Business
-from notifications.models import PushSubscription
+from members.models import Business, PushSubscription
 from winback.api import ApiError, MemberAPIView, PublicAPIView, ScopedThrottle
 
 from . import serializers as s

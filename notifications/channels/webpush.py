@@ -159,7 +159,7 @@ class WebPushBackend(ChannelBackend):
         return response.headers.get("Location", "") or f"push-{message.delivery_id}"
 
     def flush(self) -> None:
-        from notifications.models import PushSubscription
+        from members.models import PushSubscription
 
         if self._accepted:
             PushSubscription.objects.filter(pk__in=self._accepted).update(last_success_at=timezone.now())

@@ -5,8 +5,9 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 from rest_framework.test import APIClient
 
-from members import apiauth, wallet
+from members import apiauth
 from members.models import Member, MemberToken, Visit, WalletReward
+from notifications import inbox
 from notifications.models import DeliveryEvent
 from tests.api.conftest import member_client_for, pos_client_for, send_make
 from tests.campaigns.test_concurrency import together
@@ -69,7 +70,7 @@ def test_two_tills_redeeming_one_code_at_once_redeem_it_once(shop):
     business, member = shop
     send = send_make(member, reward_kind="free_item")
     with scope(business=business.pk):
-        code = wallet.reward_claim(send=send, at=timezone.now()).code
+        code = inbox.reward_claim(send=send, at=timezone.now()).code
     tills = [pos_client_for(business, f"till {i}") for i in range(4)]
 
     statuses = together(

@@ -18,7 +18,6 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from campaigns.models import Campaign, CampaignSend, EvaluationRun
-from members import wallet
 from members.models import (
     ApiKey,
     ConsentEvent,
@@ -30,6 +29,7 @@ from members.models import (
     Visit,
     WalletReward,
 )
+from notifications import inbox
 from notifications.models import Delivery, DeliveryEvent, PushSubscription, RecordedMessage
 from tests.api.conftest import member_client_for, pos_client_for, send_make, user_client_for
 from tests.conftest import campaign_make, visit_make
@@ -95,7 +95,7 @@ def world(business, other_business, owner, other_owner, member, other_member):
     visit_make(other_member, days_ago=40)
     send_b = send_make(other_member, campaign=campaign_b, reward_kind="free_item")
     with scope(business=b.pk):
-        reward_b = wallet.reward_claim(send=send_b, at=timezone.now())
+        reward_b = inbox.reward_claim(send=send_b, at=timezone.now())
         subscription_b = PushSubscription.objects.create(
             business=b, member=other_member, endpoint="https://push.example.com/b-only", p256dh="k", auth="a"
         )
@@ -108,7 +108,7 @@ def world(business, other_business, owner, other_owner, member, other_member):
     campaign_a = campaign_make(business, name="Ours", status="draft", activated_at=None)
     send_a = send_make(member, reward_kind="free_item")
     with scope(business=business.pk):
-        reward_a = wallet.reward_claim(send=send_a, at=timezone.now())
+        reward_a = inbox.reward_claim(send=send_a, at=timezone.now())
     clients = {
         "owner": user_client_for(owner),
         "pos": pos_client_for(business),

@@ -319,13 +319,13 @@ def test_the_api_docs_page_renders(db):
 
 
 def test_another_members_reward_and_device_of_the_same_business_are_404(member_api, business):
-    from members import wallet
+    from notifications import inbox
     from tests.api.conftest import member_client_for
 
     neighbour = member_make(business, first_name="Ana")
     send = send_make(neighbour, reward_kind="free_item")
     with scope(business=business.pk):
-        reward = wallet.reward_claim(send=send, at=timezone.now())
+        reward = inbox.reward_claim(send=send, at=timezone.now())
     device = member_client_for(neighbour).token
 
     seen = member_api.get(f"/api/v1/member/wallet/{reward.pk}/")

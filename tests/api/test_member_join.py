@@ -7,8 +7,8 @@ import pytest
 from django_scopes import scope, scopes_disabled
 from rest_framework.test import APIClient
 
-from members import services
 from members.models import ConsentEvent, Member, OneTimeCode
+from notifications import erasure
 from notifications.models import RecordedMessage
 from tests.conftest import business_make, member_make, sign_in_code_sent
 
@@ -147,7 +147,7 @@ def test_new_and_existing_contacts_get_byte_identical_answers(member, django_cap
 def test_a_suppressed_phone_joins_without_any_consent(business, django_capture_on_commit_callbacks):
     erased = member_make(business, first_name="Gone", phone="+60125550000", consents={"sms": True})
     with scope(business=business.pk):
-        services.member_erase(member=erased)
+        erasure.member_erase(member=erased)
 
     response = join(APIClient(), django_capture_on_commit_callbacks, first_name="Back", phone="0125550000",
                     consents={"sms": True, "whatsapp": True, "push": True})  # fmt: skip

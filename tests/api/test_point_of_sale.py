@@ -12,13 +12,13 @@ from tests.conftest import member_make
 
 
 def claim(member, kind="free_item", **kwargs) -> WalletReward:
-    from members import wallet
+    from notifications import inbox
 
     send = send_make(member, reward_kind=kind, **kwargs)
     from django_scopes import scope
 
     with scope(business=member.business_id):
-        return wallet.reward_claim(send=send, at=timezone.now())
+        return inbox.reward_claim(send=send, at=timezone.now())
 
 
 def test_an_owner_creates_a_key_sees_its_secret_once_and_lists_it_without(owner_api, business):

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from members import apiauth
 from members.models import OneTimeCode
 from members.tasks import code_send_task
+from notifications import codes
 from notifications.channels import TransientSendError
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=ZoneInfo("UTC"))
@@ -78,13 +79,13 @@ def test_a_transient_error_then_success_is_sent_and_the_code_signs_in(business, 
     twilio.script[PHONE] = (503, None, "try later", {})
 
     with scope(business=business.pk), pytest.raises(TransientSendError):
-        apiauth.code_send(code_id=row.pk, code=code, now=T0 + timedelta(seconds=1))
+        codes.code_send(code_id=row.pk, code=code, now=T0 + timedelta(seconds=1))
     row = the_code()
     assert (row.delivery_status, row.delivery_attempts) == ("queued", 1)
     assert "Twilio 503" in row.delivery_error
     del twilio.script[PHONE]
     with scope(business=business.pk):
-        status = apiauth.code_send(code_id=row.pk, code=code, now=T0 + timedelta(seconds=11))
+        status = codes.code_send(code_id=row.pk, code=code, now=T0 + timedelta(seconds=11))
 
     row = the_code()
     assert (status, row.delivery_status, row.delivery_attempts, row.delivery_error) == ("sent", "sent", 2, "")
@@ -110,12 +111,12 @@ def test_through_celery_a_transient_error_is_retried_and_then_sent(business, mem
 
 
 def test_the_retries_back_off_exponentially_within_the_codes_lifetime():
-    delays = [apiauth.code_send_retry_in(retries=n) for n in range(apiauth.CODE_SEND_ATTEMPTS - 1)]
+    delays = [codes.code_send_retry_in(retries=n) for n in range(codes.CODE_SEND_ATTEMPTS - 1)]
 
     assert delays == [10, 20, 40]
     assert sum(delays) < apiauth.CODE_TTL.total_seconds()
-    assert apiauth.code_send_retry_in(retries=0, retry_after=90) == 90
-    assert apiauth.code_send_retry_in(retries=0, retry_after=3600) == 120
+    assert codes.code_send_retry_in(retries=0, retry_after=90) == 90
+    assert codes.code_send_retry_in(retries=0, retry_after=3600) == 120
 
 
 def test_a_redelivered_task_does_not_send_the_code_twice(business, member, twilio,
@@ -136,7 +137,7 @@ def test_a_code_still_queued_when_it_expires_is_not_sent(business, member, twili
     row, code = queued(business, django_capture_on_commit_callbacks)
 
     with scope(business=business.pk):
-        status = apiauth.code_send(code_id=row.pk, code=code, now=T0 + apiauth.CODE_TTL)
+        status = codes.code_send(code_id=row.pk, code=code, now=T0 + apiauth.CODE_TTL)
 
     assert status == "failed" and the_code().delivery_error == "expired before it could be sent"
     assert twilio.requests == []

@@ -55,14 +55,14 @@ def test_a_full_card_is_obvious_on_a_phone(page, live_server, staff, business, s
 def test_staff_type_a_reward_code_and_redeem_it_at_the_counter(page, live_server, staff, business, shot, size):
     from django.utils import timezone
 
-    from members import wallet
     from members.models import WalletReward
+    from notifications import inbox
     from tests.api.conftest import send_make
 
     member = member_make(business, first_name="Wei", last_name="Lin", phone="+60123456789")
     with scope(business=business.pk):
-        coffee = wallet.reward_claim(send=send_make(member, reward_kind="free_item"), at=timezone.now())
-        discount = wallet.reward_claim(send=send_make(member, reward_kind="discount"), at=timezone.now())
+        coffee = inbox.reward_claim(send=send_make(member, reward_kind="free_item"), at=timezone.now())
+        discount = inbox.reward_claim(send=send_make(member, reward_kind="discount"), at=timezone.now())
     name = "desktop" if size["width"] > 760 else "phone"
     page.set_viewport_size(size)
     sign_in(page, live_server, staff.username)

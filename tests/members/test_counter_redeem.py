@@ -11,6 +11,7 @@ from django_scopes import scope, scopes_disabled
 
 from members import wallet
 from members.models import Visit, WalletReward
+from notifications import inbox
 from tests.api.conftest import send_make
 from tests.campaigns.test_concurrency import together
 from tests.conftest import business_make, client_for, member_make, user_make
@@ -19,7 +20,7 @@ from tests.conftest import business_make, client_for, member_make, user_make
 def claim(member, kind="free_item", **kwargs) -> WalletReward:
     send = send_make(member, reward_kind=kind, **kwargs)
     with scope(business=member.business_id):
-        return wallet.reward_claim(send=send, at=timezone.now())
+        return inbox.reward_claim(send=send, at=timezone.now())
 
 
 def stored(reward) -> WalletReward:

@@ -7,9 +7,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django_scopes import scope
 
-from members import services
 from members.importing import ImportFailed, members_import
 from members.models import ConsentEvent, Member, Visit
+from notifications import erasure
 from tests.conftest import member_make
 
 MEMBERS = """card_code,first_name,last_name,phone,email,birthday,joined_on,consent_sms,consent_email,stamps,points
@@ -130,7 +130,7 @@ def test_visits_can_be_imported_for_existing_members(business, member):
 
 def test_an_erased_members_phone_reimported_gets_no_consent(business, member):
     with scope(business=business.pk):
-        services.member_erase(member=member)
+        erasure.member_erase(member=member)
 
     report = run_import(business, members="first_name,phone,consent_sms\nWei,+60123456789,yes\n", visits="")
 
@@ -252,7 +252,7 @@ def test_a_formula_in_a_number_column_is_not_a_number(business):
 
 def test_suppressions_are_read_in_one_query_per_file(business, member, django_assert_max_num_queries):
     with scope(business=business.pk):
-        services.member_erase(member=member)
+        erasure.member_erase(member=member)
     rows = "".join(f"P{i},Wei,+6012555{i:04d},yes\n" for i in range(300))
 
     # Per row it would be 300 queries; the whole import is a fixed handful.
@@ -280,7 +280,7 @@ def test_the_import_checks_the_suppression_list_once_per_file_not_per_row(busine
         erased = member_make(business, phone=value if value.startswith("+") else "",
                              email="" if value.startswith("+") else value)  # fmt: skip
         with scope(business=business.pk):
-            services.member_erase(member=erased)
+            erasure.member_erase(member=erased)
 
     few = _import_queries(business, 3, first=0)  # row 2 has the erased phone
     many = _import_queries(business, 40, first=100)  # row 1 has the erased email

@@ -1,5 +1,5 @@
 """Nothing is in the inbox, opened or claimed before it went out (SPEC §6): the member API's inbox
-and open, the open link's page and the claim itself read one rule (``visible_at``), with the real
+and open, the open link's page and the claim itself read one rule (``notifications.inbox.sends_visible_at``), with the real
 night and the real dispatcher."""
 
 from datetime import date, timedelta
@@ -11,9 +11,9 @@ from django_scopes import scope, scopes_disabled
 
 from campaigns import services
 from campaigns.models import Campaign, CampaignSend
-from members import wallet
 from members.models import WalletReward
 from notifications.dispatcher import open_url
+from notifications.inbox import inbox_open, reward_claim
 from tests.api.conftest import member_client_for
 from tests.campaigns.helpers import at_local, deliveries, night, sends
 from tests.conftest import business_make, campaign_make, member_make, visit_make
@@ -90,9 +90,9 @@ def test_the_claim_itself_refuses_a_send_not_yet_out(business):
     _, _, send = offer_tonight(business)
 
     with scope(business=business.pk), pytest.raises(CampaignSend.DoesNotExist):
-        wallet.reward_claim(send=send, at=at_local(business, D, 2))
+        reward_claim(send=send, at=at_local(business, D, 2))
     with scope(business=business.pk), pytest.raises(CampaignSend.DoesNotExist):
-        wallet.inbox_open(send=send, at=at_local(business, D, 2))
+        inbox_open(send=send, at=at_local(business, D, 2))
 
     send, reward = stored(send)
     assert (send.opened_at, reward.status) == (None, "offered")

@@ -5,7 +5,8 @@ from datetime import date, timedelta
 import time_machine
 from django_scopes import scope
 
-from members import apiauth, services
+from members import apiauth
+from notifications import erasure
 from notifications.channels import PermanentSendError
 from notifications.channels.recording import RecordingBackend
 from notifications.models import Delivery, DeliveryEvent, RecordedMessage
@@ -65,7 +66,7 @@ def test_erasure_scrubs_the_members_phone_email_and_name_from_messages_and_deliv
     assert all(v in before for v in ("+60123456789", "wei@example.com", "Weiqiang", "Anastasia", "ana@example.com"))
 
     with scope(business=business.pk):
-        services.member_erase(member=wei)
+        erasure.member_erase(member=wei)
 
     after = texts(business)
     assert not any(v in after for v in ("+60123456789", "wei@example.com", "Weiqiang", "Lindqvist"))

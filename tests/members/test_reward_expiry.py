@@ -14,6 +14,7 @@ from django_scopes import scope, scopes_disabled
 from campaigns.results import campaign_results
 from members import tasks, wallet
 from members.models import WalletReward
+from notifications import inbox
 from tests.api.conftest import send_make
 from tests.conftest import business_make, member_make
 
@@ -96,7 +97,7 @@ def test_an_expired_reward_cannot_be_claimed_or_redeemed_any_more(two_shops):
     wallet.rewards_expire(now=EXPIRY)
 
     with scope(business=wei.business_id):
-        assert wallet.reward_claim(send=offer.send, at=timezone.now()).status == "expired"
+        assert inbox.reward_claim(send=offer.send, at=timezone.now()).status == "expired"
         with pytest.raises(wallet.RewardNotRedeemable) as refused:
             wallet.reward_redeem(code=held.code, at=timezone.now())
     assert refused.value.code == "expired"

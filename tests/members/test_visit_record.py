@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from members import services
 from members.models import NOT_IN_PERSON, Member, Visit, VisitKind
+from notifications import erasure
 from tests.conftest import member_make, visit_make
 
 NON_PURCHASE = [k for k in VisitKind.values if k != VisitKind.PURCHASE]
@@ -130,7 +131,7 @@ def test_a_visit_in_the_future_is_refused(member):
 
 def test_an_erased_member_takes_no_visit(member):
     with scope(business=member.business_id):
-        services.member_erase(member=member)
+        erasure.member_erase(member=member)
     with pytest.raises(ValidationError, match="erased"):
         visit_make(member)
 

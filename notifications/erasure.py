@@ -1,4 +1,7 @@
-"""GDPR erasure of a member."""
+"""GDPR erasure of a member: members' own rows and what the outbox kept of their messages.
+
+It reaches every table that quotes a member, so it sits with the highest of them (the outbox's).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Replace
 from django.utils import timezone
 
-from ..models import (
+from members.models import (
     CHANNELS,
     ConsentEvent,
     ConsentSource,
@@ -20,7 +23,9 @@ from ..models import (
     Suppression,
     Visit,
 )
-from .consent import member_consent_set, suppression_digest
+from members.services import member_consent_set, suppression_digest
+
+from .models import Delivery, DeliveryEvent, RecordedMessage
 
 ERASED = "[erased]"  # what stands where an erased member's phone or email was quoted
 
@@ -60,8 +65,6 @@ def _member_messages_scrub(*, member: Member) -> None:
     messages to them (their deliveries', and the sign-in codes sent to their phone or email,
     which have no delivery) keep only channel and time; the deliveries' provider errors, which
     quote the address, lose it. Statuses and counts stay."""
-    from notifications.models import Delivery, DeliveryEvent, RecordedMessage  # notifications builds on members
-
     addresses = [v for v in (member.phone, member.email) if v]
     RecordedMessage.objects.filter(
         Q(delivery__member_id=member.pk) | Q(delivery__isnull=True, to__in=addresses), business_id=member.business_id
