@@ -1,0 +1,16 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("notifications", "0005_provider_event"),
+    ]
+
+    operations = [
+        # A database default: the night's and the fallback's raw INSERTs leave the column out.
+        migrations.AddField(
+            model_name="delivery",
+            name="fallback_from",
+            field=models.CharField(blank=True, db_default="", default="", max_length=10),
+        ),
+    ]
