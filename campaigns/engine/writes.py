@@ -48,7 +48,9 @@ def _not_reached_before(campaigns: list[Campaign], channel: str) -> str:
             continue
         earlier = campaign.channels[: campaign.channels.index(channel)]
         if earlier:
-            tests.append(f" AND NOT (q.campaign_id = {int(campaign.pk)} AND ({' OR '.join(f'q.r_{e}' for e in earlier)}))")
+            tests.append(
+                f" AND NOT (q.campaign_id = {int(campaign.pk)} AND ({' OR '.join(f'q.r_{e}' for e in earlier)}))"
+            )
     return "".join(tests)
 
 

@@ -108,7 +108,9 @@ def test_two_campaigns_each_keep_their_own_order_and_mode(business):
 
 
 def test_pacing_applies_to_the_chosen_channel_only(business):
-    campaign_make(business, channels=["whatsapp", "email"], pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 2}})
+    campaign_make(
+        business, channels=["whatsapp", "email"], pacing={"whatsapp": {"interval_seconds": 60, "daily_cap": 2}}
+    )
     for _ in range(3):
         lapsed(business)
 
@@ -116,12 +118,18 @@ def test_pacing_applies_to_the_chosen_channel_only(business):
 
     got = [(d.channel, d.scheduled_at) for d in deliveries(business)]
     nine = at_local(business, D, 9)
-    assert got == [("whatsapp", nine), ("whatsapp", nine + timedelta(minutes=1)), ("whatsapp", nine + timedelta(days=1))]
+    assert got == [
+        ("whatsapp", nine),
+        ("whatsapp", nine + timedelta(minutes=1)),
+        ("whatsapp", nine + timedelta(days=1)),
+    ]
 
 
 def _night_statements(n: int) -> int:
     b = business_make(timezone="America/New_York", frequency_cap_days=0)
-    campaign_make(b, channels=["push", "whatsapp", "sms", "email"], pacing={"sms": {"interval_seconds": 30, "daily_cap": 9}})
+    campaign_make(
+        b, channels=["push", "whatsapp", "sms", "email"], pacing={"sms": {"interval_seconds": 30, "daily_cap": 9}}
+    )
     campaign_make(b, channels=["email", "sms"], inactivity_days=20, channel_mode=ChannelMode.EVERY)
     for i in range(n):
         lapsed(b, subscribed=i % 2 == 0, consents=EVERYWHERE if i % 3 else {"sms": True, "email": True})
