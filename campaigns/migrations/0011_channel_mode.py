@@ -12,7 +12,7 @@ CHOICES = [("first_reachable", "First channel that reaches them"), ("every", "Ev
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0007_night_catch_up_and_failures"),
+        ("campaigns", "0009_campaign_whatsapp_template"),
     ]
 
     operations = [

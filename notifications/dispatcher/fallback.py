@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
-from campaigns.models import Campaign, ChannelMode
+from campaigns.models import Campaign, CampaignStatus, ChannelMode
 from campaigns.rules import reachable_sql
 from members.models import CHANNELS, Member, MemberStatus
 from winback.db import rows_insert
@@ -33,7 +33,10 @@ def deliveries_fall_back(*, failed: list[dict], campaigns: dict[int, Campaign], 
     orders = {
         c.pk: c.channels
         for c in campaigns.values()
-        if c.channel_mode == ChannelMode.FIRST_REACHABLE and len(c.channels or []) > 1
+        # (a paused campaign sends nothing more: its fallback would only be cancelled)
+        if c.status == CampaignStatus.ACTIVE
+        and c.channel_mode == ChannelMode.FIRST_REACHABLE
+        and len(c.channels or []) > 1
     }
     failed = [r for r in failed if r["channel"] in orders.get(r["campaign_id"], [])[:-1]]
     if not failed:

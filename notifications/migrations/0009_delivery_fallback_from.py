@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0005_provider_event"),
+        ("notifications", "0006_whatsapp_template"),
     ]
 
     operations = [
