@@ -67,7 +67,7 @@ class Delivery(models.Model):
     last_error = models.CharField(max_length=500, blank=True, default="")
     # The channel whose permanent failure moved the send here ("": the night's own delivery).
     # A database default: the night's and the fallback's raw INSERTs leave it out.
-    fallback_from = models.CharField(max_length=10, blank=True, default="", db_default="")
+    fallback_from = models.CharField(max_length=10, choices=CHANNEL_CHOICES, blank=True, default="", db_default="")
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()

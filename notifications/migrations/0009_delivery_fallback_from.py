@@ -11,6 +11,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="delivery",
             name="fallback_from",
-            field=models.CharField(blank=True, db_default="", default="", max_length=10),
+            field=models.CharField(
+                blank=True,
+                choices=[("push", "Web push"), ("sms", "SMS"), ("whatsapp", "WhatsApp"), ("email", "Email")],
+                db_default="",
+                default="",
+                max_length=10,
+            ),
         ),
     ]

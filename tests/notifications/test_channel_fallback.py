@@ -254,3 +254,31 @@ def test_a_signed_twilio_63016_callback_falls_back_end_to_end(shop, twilio, clie
     assert (whatsapp.status, sms.channel, sms.status) == ("failed", "sms", "scheduled")
     assert history(sms) == [("scheduled", "fell back from WhatsApp to SMS: Twilio undelivered (error 63016: "
                                           f"{PERMANENT[63016]})")]  # fmt: skip
+
+
+def test_results_count_each_send_once_and_the_campaign_page_shows_the_fallbacks(business, owner_client):
+    from django.urls import reverse
+
+    from campaigns.results import campaign_results
+
+    campaign = campaign_make(business, channels=["sms", "email"])
+    refused, *_ = lapsed(business, 3)
+    night(business, D)
+
+    class RefusingOne(RecordingBackend):
+        def send(self, message):
+            if message.channel == "sms" and message.member_id != refused.pk:
+                raise SMS_21610
+            return super().send(message)
+
+    run_dispatch(at_local(business, D, 9), backends=lambda channel, business=None: RefusingOne(channel))
+
+    with scope(business=business.pk):
+        results = campaign_results(campaign)
+    assert (results.treatment.sends, results.treatment.reached) == (3, 3)  # not 5: sends, not deliveries
+    assert results.deliveries == {"sms": {"failed": 2, "sent": 1}, "email": {"sent": 2}}
+    assert results.fallbacks == {"email": {"sms": 2}}
+    page = owner_client.get(reverse("campaigns:campaign-detail", args=[campaign.pk])).content.decode()
+    assert "2 fell back to Email: 2 from SMS" in page
+    assert page.count("Fell back from SMS") == 2
+    assert "SMS → Email" in page
