@@ -17,6 +17,13 @@ class CampaignType(models.TextChoices):
     WINBACK = "winback", "Win-back"
 
 
+class ChannelMode(models.TextChoices):
+    # Each send on the first channel of ``Campaign.channels`` (in order) that the member is
+    # reachable on, falling back along the order on a permanent failure (SPEC §5).
+    FIRST_REACHABLE = "first_reachable", "First channel that reaches them"
+    EVERY = "every", "Every chosen channel"
+
+
 class CampaignStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     ACTIVE = "active", "Active"
@@ -54,7 +61,9 @@ class Campaign(models.Model):
     body = models.TextField(max_length=1000, blank=True)
     reward = models.JSONField(default=dict, blank=True)
     escalation = models.JSONField(default=list, blank=True)
+    # In order: the channel priority when ``channel_mode`` is first_reachable.
     channels = models.JSONField(default=list, blank=True)
+    channel_mode = models.CharField(max_length=20, choices=ChannelMode.choices, default=ChannelMode.FIRST_REACHABLE)
     # The approved WhatsApp template its WhatsApp messages use (one of the business's, checked by
     # ``rules.whatsapp_template_check``); none: the business's configured template.
     whatsapp_template = models.ForeignKey(

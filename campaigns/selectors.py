@@ -8,7 +8,7 @@ from django.db.models import Count, F, Q
 
 from members.models import Member
 
-from .models import NOT_COUNTED, Campaign, CampaignSend, EvaluationRun, SendOutcome
+from .models import NOT_COUNTED, Campaign, CampaignSend, ChannelMode, EvaluationRun, SendOutcome
 
 
 def campaign_figures(*, campaigns: list[Campaign]) -> dict[int, dict[str, int]]:
@@ -105,7 +105,11 @@ def campaign_tonight(*, campaign: Campaign, local_date, page: int = 1, per_page:
     for r in rows:
         member = r["member"] = members[r["member_id"]]
         r["reason"] = labels.get(r["stage"], "")
-        r["channel_names"] = ", ".join(channel_labels[ch] for ch in r["channels"])
+        # In the campaign's order; with channel priority, the one delivery's channel only.
+        channels = [ch for ch in campaign.channels if ch in r["channels"]]
+        if campaign.channel_mode == ChannelMode.FIRST_REACHABLE:
+            channels = channels[:1]
+        r["channel_names"] = ", ".join(channel_labels[ch] for ch in channels)
         r["title"] = ""
         if r["stage"] == "messaged":
             texts = messages.message_texts(message=None, campaign=campaign, send_number=r["send_number"],

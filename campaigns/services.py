@@ -16,8 +16,9 @@ from .models import Campaign, CampaignSend, CampaignStatus, SendOutcome
 
 EDITABLE_FIELDS = (
     "type", "name", "description", "inactivity_days", "max_sends", "title", "body", "reward", "escalation",
-    "channels", "conditions", "ab_enabled", "variant_b_title", "variant_b_body", "ab_share_b", "control_share",
-    "send_at", "include_weekends", "pacing", "skip_if_returned", "attribution_days", "whatsapp_template",
+    "channels", "channel_mode", "conditions", "ab_enabled", "variant_b_title", "variant_b_body", "ab_share_b",
+    "control_share", "send_at", "include_weekends", "pacing", "skip_if_returned", "attribution_days",
+    "whatsapp_template",
 )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from winback.tenancy import OWNER_ROLES, role_required
 from . import charts, selectors, services, stats
 from .engine import Audience
 from .messages import reward_words
-from .models import Campaign, CampaignStatus
+from .models import Campaign, CampaignStatus, ChannelMode
 from .results import business_dashboard, campaign_results, campaign_sends_export, comparison_rows
 from .rules import CONDITIONS
 from .wizard.forms import CHANNEL_LABELS
@@ -96,7 +96,9 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
                 for n in range(1, campaign.max_sends + 1)
             ],
             "conditions": [(CONDITIONS[k][0], v) for k, v in (campaign.conditions or {}).items()],
-            "channel_names": ", ".join(CHANNEL_LABELS[c] for c in campaign.channels),
+            "channel_names": (" → " if campaign.channel_mode == ChannelMode.FIRST_REACHABLE else ", ").join(
+                CHANNEL_LABELS[c] for c in campaign.channels
+            ),
             "delivery_stats": _delivery_stats(results),
             "comparisons": comparison_rows(results),
             "stats_method": stats.METHOD,
@@ -106,13 +108,25 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     )
 
 
-def _delivery_stats(results) -> list[tuple[str, list[tuple[tuple[str, str], int]]]]:
-    """Deliveries by channel and status, named as people write them ("WhatsApp", "Delivered")."""
+def _delivery_stats(results) -> list[tuple[str, list[tuple[tuple[str, str], int]], str]]:
+    """Deliveries by channel and status, named as people write them ("WhatsApp", "Delivered"),
+    and how many of them fell back to the channel ("12 fell back to Email: 10 from SMS, 2 from
+    WhatsApp"). Channels in the campaign's order, then any it no longer has."""
     labels = dict(DeliveryStatus.choices)
-    return [
-        (CHANNEL_LABELS.get(channel, channel), [((st, labels.get(st, st)), n) for st, n in sorted(statuses.items())])
-        for channel, statuses in results.deliveries.items()
-    ]
+    order = {channel: i for i, channel in enumerate(results.channels)}
+    rows = []
+    for channel, statuses in sorted(results.deliveries.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])):
+        label = CHANNEL_LABELS.get(channel, channel)
+        came = results.fallbacks.get(channel, {})
+        fell_back = ""
+        if came:
+            parts = ", ".join(
+                f"{n:,} from {CHANNEL_LABELS.get(c, c)}"
+                for c, n in sorted(came.items(), key=lambda kv: order.get(kv[0], 99))
+            )
+            fell_back = f"{sum(came.values()):,} fell back to {label}: {parts}"
+        rows.append((label, [((st, labels.get(st, st)), n) for st, n in sorted(statuses.items())], fell_back))
+    return rows
 
 
 def _charts(results) -> dict:

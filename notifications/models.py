@@ -66,6 +66,9 @@ class Delivery(models.Model):
     claim_token = models.CharField(max_length=32, blank=True, default="")
     provider_id = models.CharField(max_length=120, blank=True, default="")
     last_error = models.CharField(max_length=500, blank=True, default="")
+    # The channel whose permanent failure moved the send here ("": the night's own delivery).
+    # A database default: the night's and the fallback's raw INSERTs leave it out.
+    fallback_from = models.CharField(max_length=10, choices=CHANNEL_CHOICES, blank=True, default="", db_default="")
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()

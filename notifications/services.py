@@ -88,6 +88,10 @@ def delivery_report_apply(
         member = Member.objects.get(pk=delivery.member_id)
         member_consent_set(member=member, channel=delivery.channel, granted=False, source=ConsentSource.PROVIDER,
                            at=at, note=detail, unless_changed_since=delivery.sent_at or at)  # fmt: skip
+    if failed:
+        from .dispatcher.fallback import delivery_fall_back
+
+        delivery_fall_back(delivery=delivery, reason=detail, now=at)
     return True
 
 

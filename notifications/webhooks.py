@@ -22,7 +22,7 @@ from members.models import Business, ConsentSource, Member
 from members.services import member_consent_set
 
 from .channels.email import UNSUBSCRIBE_SALT
-from .channels.twilio import WITHDRAW
+from .channels.twilio import PERMANENT, WITHDRAW
 from .models import Delivery, DeliveryStatus
 from .services import delivery_report_apply, inbound_message_apply
 
@@ -102,11 +102,18 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
             delivery=delivery,
             key=f"{sid}:{status}",
             status=new,
-            detail=f"Twilio {status}" + (f" (error {code})" if code else ""),
+            detail=f"Twilio {status}" + (f" (error {code}{_meaning(code)})" if code else ""),
             withdraws_consent=code.isdigit() and int(code) in WITHDRAW,
             at=timezone.now(),
         )
     return HttpResponse(status=204)
+
+
+def _meaning(code: str) -> str:
+    """What a Twilio error code means, for the delivery's history (and its fallback's)."""
+    number = int(code) if code.isdigit() else 0
+    meaning = WITHDRAW.get(number) or PERMANENT.get(number)
+    return f": {meaning}" if meaning else ""
 
 
 def _businesses_for_sender(request: HttpRequest, channel: str) -> list[Business]:

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from campaigns.engine import FUNNEL_STAGES
-from campaigns.models import Campaign, CampaignType
+from campaigns.models import Campaign, CampaignType, ChannelMode
 from campaigns.rules import PACED_CHANNELS
 from campaigns.stats import STATES
 from members.models import CHANNELS, RewardKind
@@ -81,7 +81,15 @@ class CampaignInSerializer(serializers.Serializer):
     escalation = serializers.ListField(
         child=EscalationStepSerializer(), required=False, help_text="Sends 2 and 3: empty fields repeat send 1."
     )
-    channels = serializers.ListField(child=serializers.ChoiceField(choices=CHANNELS), required=False)
+    channels = serializers.ListField(
+        child=serializers.ChoiceField(choices=CHANNELS), required=False, help_text="In order: the channel priority."
+    )
+    channel_mode = serializers.ChoiceField(
+        choices=ChannelMode.choices,
+        required=False,
+        help_text="first_reachable: one message, on the first channel that reaches the member (then the next on a "
+        "permanent failure); every: one on each chosen channel.",
+    )
     conditions = ConditionsSerializer(required=False)
     ab_enabled = serializers.BooleanField(required=False)
     variant_b_title = serializers.CharField(max_length=120, required=False, allow_blank=True)
@@ -120,7 +128,7 @@ def _jsonable(value):
 
 CAMPAIGN_OUT_FIELDS = [
     "id", "status", "type", "name", "description", "inactivity_days", "max_sends", "title", "body", "reward",
-    "escalation", "channels", "conditions", "ab_enabled", "variant_b_title", "variant_b_body", "ab_share_b",
+    "escalation", "channels", "channel_mode", "conditions", "ab_enabled", "variant_b_title", "variant_b_body", "ab_share_b",
     "control_share", "send_at", "include_weekends", "pacing", "skip_if_returned", "attribution_days",
     "activated_at", "paused_at", "archived_at", "created_at", "updated_at",
 ]  # fmt: skip

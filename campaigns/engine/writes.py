@@ -13,7 +13,7 @@ from django.db import connection
 from members.models import CHANNELS, Member, WalletReward
 
 from ..messages import reward_words
-from ..models import Arm, CampaignSend, EvaluationRun, SendOutcome
+from ..models import Arm, Campaign, CampaignSend, ChannelMode, EvaluationRun, SendOutcome
 from ..rules import reachable_sql
 from .dates import local_day_start
 from .schedule import NightSchedule
@@ -37,6 +37,22 @@ def _send_sequence() -> str:
             cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
             _SEQUENCES[table] = cursor.fetchone()[0]
     return _SEQUENCES[table]
+
+
+def _not_reached_before(campaigns: list[Campaign], channel: str) -> str:
+    """The condition that keeps ``channel``'s delivery of a first-reachable campaign's send only
+    when the member is reachable on no channel before it in that campaign's order (``r_<channel>``
+    flags of the row ``q``): one CASE-free test per campaign, so the statement stays one."""
+    tests = []
+    for campaign in campaigns:
+        if campaign.channel_mode != ChannelMode.FIRST_REACHABLE:
+            continue
+        earlier = campaign.channels[: campaign.channels.index(channel)]
+        if earlier:
+            tests.append(
+                f" AND NOT (q.campaign_id = {int(campaign.pk)} AND ({' OR '.join(f'q.r_{e}' for e in earlier)}))"
+            )
+    return "".join(tests)
 
 
 @dataclass
@@ -125,7 +141,9 @@ class _Night(NightSchedule):
         return dict(offered)
 
     def deliveries_insert(self, source: str, *, ctes: str = "") -> str | None:
-        """One delivery per new scheduled send and reachable channel, at the night's send-at time,
+        """One delivery per new scheduled send: on the first channel of the campaign's order the
+        member is reachable on (``first_reachable``), or on each reachable channel (``every``); at
+        the night's send-at time,
         staggered by the channel's interval, spilling to the next allowed day at its daily cap (for
         SMS and WhatsApp also at 21:00, and from 08:00 at the earliest: ``calendars``).
         ``source`` (a WITH table) yields (id, business_id, campaign_id, member_id, outcome,
@@ -146,7 +164,7 @@ class _Night(NightSchedule):
             parts.append(
                 "SELECT q.id, q.business_id, q.campaign_id, q.member_id, p.channel, p.step, p.per_day, p.backlog, "  # noqa: S608
                 f"{k} AS k FROM {source} q JOIN p ON p.cid = q.campaign_id AND p.channel = '{channel}' "
-                f"WHERE q.outcome = '{SendOutcome.SCHEDULED}' AND q.r_{channel}"
+                f"WHERE q.outcome = '{SendOutcome.SCHEDULED}' AND q.r_{channel}{_not_reached_before(used, channel)}"
             )
         if not parts:
             return None  # (only campaigns without channels)

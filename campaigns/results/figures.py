@@ -49,6 +49,9 @@ class Results:
     lift: Comparison | None  # the campaign (A and B) against the control group
     lift_by_arm: dict[str, Comparison] = field(default_factory=dict)  # each variant against the control
     channels: list[str] = field(default_factory=list)
+    # Deliveries a permanent failure moved to a channel: {to channel: {from channel: n}}. Each is
+    # one more delivery of a send counted once (``reached`` counts sends, not deliveries).
+    fallbacks: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def funnel(self) -> list[tuple[str, int]]:
         return [("Sent", self.treatment.reached), ("Opened", self.treatment.opened), ("Came back", self.treatment.won)]
@@ -119,10 +122,18 @@ def campaign_results(campaign: Campaign) -> Results:
         .order_by("local_date")
     )
     deliveries: dict[str, dict[str, int]] = {}
+    fallbacks: dict[str, dict[str, int]] = {}
     for row in (
-        Delivery.objects.filter(campaign_id=campaign.pk).values("channel", "status").annotate(n=Count("pk")).order_by()
+        Delivery.objects.filter(campaign_id=campaign.pk)
+        .values("channel", "status", "fallback_from")
+        .annotate(n=Count("pk"))
+        .order_by()
     ):
-        deliveries.setdefault(row["channel"], {})[row["status"]] = row["n"]
+        statuses = deliveries.setdefault(row["channel"], {})
+        statuses[row["status"]] = statuses.get(row["status"], 0) + row["n"]
+        if row["fallback_from"]:
+            came = fallbacks.setdefault(row["channel"], {})
+            came[row["fallback_from"]] = came.get(row["fallback_from"], 0) + row["n"]
     credited = [RewardKind.BONUS_STAMPS, RewardKind.BONUS_POINTS]
     rewards = WalletReward.objects.filter(send__campaign_id=campaign.pk).aggregate(
         offered=Count("pk"),
@@ -143,7 +154,7 @@ def campaign_results(campaign: Campaign) -> Results:
         if ab is not None:
             lift_by_arm = {"a": against(a, control), "b": against(b, control)}
     return Results(campaign, arms, total, treatment, by_night, deliveries, rewards, ab, lift, lift_by_arm,
-                   channels=list(campaign.channels))  # fmt: skip
+                   channels=list(campaign.channels), fallbacks=fallbacks)  # fmt: skip
 
 
 def campaign_sends_export(campaign: Campaign) -> QuerySet:

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from members.models import CHANNELS, RewardKind
 from notifications.models import CHANNEL_CHOICES
 
-from ..models import Campaign, CampaignType
+from ..models import Campaign, CampaignType, ChannelMode
 from ..rules import CONDITIONS, PACED_CHANNELS, conditions_clean, message_check, reward_clean
 
 CHANNEL_LABELS = dict(CHANNEL_CHOICES)
@@ -207,6 +207,20 @@ class MessageForm(StepForm):
     channels = forms.MultipleChoiceField(
         choices=[(c, CHANNEL_LABELS[c]) for c in CHANNELS], widget=forms.CheckboxSelectMultiple, required=False
     )
+    channel_mode = forms.ChoiceField(
+        choices=[
+            (ChannelMode.FIRST_REACHABLE, "First channel that reaches them (recommended)"),
+            (ChannelMode.EVERY, "Every chosen channel"),
+        ],
+        widget=forms.RadioSelect,
+        required=False,
+        label="Send on",
+    )
+    # The channel order without JavaScript: a position per channel (the arrows renumber them).
+    order_push = forms.IntegerField(required=False, min_value=1, max_value=len(CHANNELS), label="Web push position")
+    order_sms = forms.IntegerField(required=False, min_value=1, max_value=len(CHANNELS), label="SMS position")
+    order_whatsapp = forms.IntegerField(required=False, min_value=1, max_value=len(CHANNELS), label="WhatsApp position")
+    order_email = forms.IntegerField(required=False, min_value=1, max_value=len(CHANNELS), label="Email position")
     title_2 = forms.CharField(max_length=120, required=False, label="Title")
     body_2 = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Message")
     title_3 = forms.CharField(max_length=120, required=False, label="Title")
@@ -214,7 +228,10 @@ class MessageForm(StepForm):
 
     @classmethod
     def initial_from(cls, campaign):
-        initial = {"title": campaign.title, "body": campaign.body, "channels": campaign.channels}
+        initial = {"title": campaign.title, "body": campaign.body, "channels": campaign.channels,
+                   "channel_mode": campaign.channel_mode or ChannelMode.FIRST_REACHABLE}  # fmt: skip
+        for position, channel in enumerate(channel_order(campaign.channels), start=1):
+            initial[f"order_{channel}"] = position
         for n, step in enumerate(campaign.escalation or [], start=2):
             initial[f"title_{n}"] = step.get("title", "")
             initial[f"body_{n}"] = step.get("body", "")
@@ -224,7 +241,13 @@ class MessageForm(StepForm):
         data = super().clean()
         for field, messages in message_check(data.get("title", ""), data.get("body", "")).items():
             self.add_error(field, messages)
-        channels = data.get("channels") or []
+        # Checked channels in the order asked for: by position, ties (and blanks) as listed.
+        listed = channel_order(self.campaign.channels)
+        data["channels"] = sorted(
+            data.get("channels") or [],
+            key=lambda ch: (data.get(f"order_{ch}") or len(CHANNELS) + 1, listed.index(ch)),
+        )
+        channels = data["channels"]
         if not channels:
             self.add_error("channels", "Choose at least one channel.")
         enabled = set(self.campaign.business.enabled_channels())
@@ -246,7 +269,36 @@ class MessageForm(StepForm):
             escalation.append(
                 {"title": data.get(f"title_{n}", ""), "body": data.get(f"body_{n}", ""), "reward": reward}
             )
-        return {"title": data["title"], "body": data["body"], "channels": data["channels"], "escalation": escalation}
+        return {"title": data["title"], "body": data["body"], "channels": data["channels"],
+                "channel_mode": data.get("channel_mode") or ChannelMode.FIRST_REACHABLE, "escalation": escalation}  # fmt: skip
+
+    def channel_rows(self) -> list[dict]:
+        """The channels as the step lists them, in order: what is chosen first (as posted, or as
+        saved), then the rest; each with its label, whether it is checked and its position."""
+        if self.is_bound:
+            posted = self.data.getlist("channels") if hasattr(self.data, "getlist") else self.data.get("channels", [])
+            posted = [posted] if isinstance(posted, str) else posted  # (a stashed step keeps one value bare)
+
+            def position(ch: str) -> int:
+                raw = str(self.data.get(f"order_{ch}", "")).strip()
+                return int(raw) if raw.isdigit() else len(CHANNELS) + 1
+
+            saved = channel_order(self.campaign.channels)
+            order = sorted(CHANNELS, key=lambda ch: (position(ch), saved.index(ch)))
+            checked = set(posted)
+        else:
+            order, checked = channel_order(self.campaign.channels), set(self.campaign.channels or [])
+        return [
+            {"value": ch, "label": CHANNEL_LABELS[ch], "checked": ch in checked, "position": i,
+             "field": self[f"order_{ch}"]}
+            for i, ch in enumerate(order, start=1)
+        ]  # fmt: skip
+
+
+def channel_order(chosen: list[str] | None) -> list[str]:
+    """Every channel, the chosen ones first in their order, then the others as ``CHANNELS`` lists them."""
+    chosen = [ch for ch in (chosen or []) if ch in CHANNELS]
+    return chosen + [ch for ch in CHANNELS if ch not in chosen]
 
 
 class ConditionsForm(StepForm):

@@ -20,7 +20,7 @@ from winback.tenancy import OWNER_ROLES, role_required
 from .. import engine, services
 from ..messages import Texts, message_render, reward_words
 from ..messages import days_away as days_away_of
-from ..models import Campaign, CampaignStatus
+from ..models import Campaign, CampaignStatus, ChannelMode
 from ..rules import CONDITIONS, conditions_clean
 from ..sms import sms_size, sms_text
 from .forms import CHANNEL_LABELS, PRESETS, STEP_NAMES, STEPS, ConditionsForm
@@ -164,7 +164,7 @@ STEP_TO_FIELDS = {
     "type": {"name", "type", "description"},
     "trigger": {"inactivity_days", "max_sends", "send_at", "include_weekends", "pacing"},
     "reward": {"reward", "escalation"},
-    "message": {"title", "body", "channels", "escalation"},
+    "message": {"title", "body", "channels", "channel_mode", "escalation"},
     "conditions": {"conditions"},
     "ab": {"ab_enabled", "variant_b_title", "variant_b_body", "ab_share_b", "control_share"},
 }
@@ -265,7 +265,10 @@ def _summary(campaign: Campaign) -> list[tuple[str, str, list[tuple[str, str]]]]
     for n in range(1, c.max_sends + 1):
         rewards.append((f"Send {n}", reward_words(c.step(n)["reward"], currency=c.business.currency) or "No reward"))
     messages_ = [(f"Send {n} title", c.step(n)["title"] or "—") for n in range(1, c.max_sends + 1)]
-    messages_.append(("Channels", ", ".join(CHANNEL_LABELS[ch] for ch in c.channels) or "—"))
+    first = c.channel_mode == ChannelMode.FIRST_REACHABLE
+    messages_.append(("Channels", (" → " if first else ", ").join(CHANNEL_LABELS[ch] for ch in c.channels) or "—"))
+    if len(c.channels) > 1:
+        messages_.append(("Send on", "the first channel that reaches them" if first else "every chosen channel"))
     conditions = [(CONDITIONS[k][0], "yes" if v is True else str(v)) for k, v in (c.conditions or {}).items()]
     pacing = ", ".join(
         f"{CHANNEL_LABELS[ch]} every {p.get('interval_seconds', 0)} s, cap {p.get('daily_cap') or 'none'}"

@@ -23,6 +23,7 @@ from members.models import Business, MemberStatus
 from ..channels import PermanentSendError, PushTarget, TransientSendError, backend_for
 from ..models import Delivery, DeliveryStatus, PushSubscription
 from .compose import _Composer
+from .fallback import deliveries_fall_back
 from .outbox import _DELIVERY, _EVENT, LEASE, _events
 from .settle import _act_on, _deliveries_defer, _results_write, _settle_sends
 
@@ -47,6 +48,7 @@ class SendReport:
     cancelled: int = 0
     deferred: int = 0
     lost: int = 0
+    fell_back: int = 0
     details: dict = field(default_factory=dict)
 
 
@@ -132,8 +134,14 @@ def deliveries_send(
             snapshots=CampaignMessage.objects.in_bulk({r["message_id"] for r in ready} - {None}),
         )
         backend_cache: dict[tuple[int, str], object] = {}
+        failed: list[dict] = []
         for start in range(0, len(ready), CHUNK):
-            _send_chunk(ready[start : start + CHUNK], now_fn, backends, backend_cache, composer, report)
+            failed += _send_chunk(ready[start : start + CHUNK], now_fn, backends, backend_cache, composer, report)
+        if failed:
+            # Before the sends settle: a send with a fallback on its way is not failed.
+            for r in failed:
+                r["tz"] = r["member_tz"] or businesses[r["business_id"]].timezone
+            report.fell_back = deliveries_fall_back(failed=failed, campaigns=campaigns, now=now_fn())
 
     _settle_sends({r["send_id"] for r in rows}, returned_sends={r["send_id"] for r in returned}, now=now)
     return report
@@ -167,7 +175,11 @@ def _reachable(row: dict, subscriptions: dict[int, list[PushTarget]]) -> bool:
     return bool(subscriptions.get(row["member_id"]))
 
 
-def _send_chunk(chunk: list[dict], now_fn, backends, backend_cache, composer: _Composer, report: SendReport) -> None:
+def _send_chunk(
+    chunk: list[dict], now_fn, backends, backend_cache, composer: _Composer, report: SendReport
+) -> list[dict]:
+    """Send a chunk and write its results; returns the rows that failed for good (with their
+    ``reason``), for the channel fallback."""
     now = now_fn()
     # Committed before any provider call (autocommit: one statement is its own transaction): a
     # crash from here on leaves them "sending", and the lease sweep marks them unconfirmed
@@ -220,6 +232,7 @@ def _send_chunk(chunk: list[dict], now_fn, backends, backend_cache, composer: _C
     for r, exc in failed:
         _act_on(r, exc, at=done)
         report.failed += 1
+    return [{**r, "reason": exc.reason} for r, exc in failed]
 
 
 def _chunk_mark_sending(ids: list[int], *, now: datetime) -> set[int]:

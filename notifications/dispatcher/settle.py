@@ -22,9 +22,21 @@ from .outbox import _DELIVERY, _EVENT, _REWARD, _SEND, FAILED_ANY, PENDING_OR_SE
 
 
 def _deliveries_defer(groups: dict[tuple[int, str, str], list[dict]], *, campaigns: dict, now: datetime) -> None:
-    """Quiet hours, checked again at the moment of sending: back to the outbox, paced.
+    """Quiet hours, checked again at the moment of sending: back to the outbox, paced
+    (``_deliveries_pace``), with their events."""
+    _deliveries_pace(groups, campaigns=campaigns, now=now)
+    rows = [(r["id"], r["business_id"]) for group in groups.values() for r in group]
+    _events(rows, DeliveryStatus.SCHEDULED, now, "quiet hours: deferred")
 
-    Per (campaign, channel), in the member's zone, from the next allowed 08:00 on: one interval
+
+def _deliveries_pace(
+    groups: dict[tuple[int, str, str], list[dict]], *, campaigns: dict, now: datetime, from_now: bool = False
+) -> dict[int, datetime]:
+    """Queued deliveries back to the outbox, ``scheduled`` when their channel's pacing allows;
+    returns their new instants. ``from_now``: from now on where the channel may send now (a
+    fallback), else from the next allowed 08:00 (a quiet-hours deferral).
+
+    Per (campaign, channel), in the member's zone, from the next allowed opening on: one interval
     apart after what each day already holds for that campaign and channel, at most the daily cap
     a day and before 21:00, weekends skipped when the campaign excludes them (SPEC §5: a deferral
     keeps the pacing). One read per member time zone in the batch and one write for the batch.
@@ -33,7 +45,12 @@ def _deliveries_defer(groups: dict[tuple[int, str, str], list[dict]], *, campaig
     """
     calendars = {
         key: SendCalendar.for_channel(
-            campaign=campaigns[key[0]], channel=key[1], tz=ZoneInfo(key[2]), start=now, opens_at=QUIET_START
+            campaign=campaigns[key[0]],
+            channel=key[1],
+            tz=ZoneInfo(key[2]),
+            start=now,
+            # (a quiet channel's calendar moves an opening outside 08:00–21:00 to 08:00 itself)
+            opens_at=now.astimezone(ZoneInfo(key[2])).time() if from_now else QUIET_START,
         )
         for key in groups
     }
@@ -65,8 +82,7 @@ def _deliveries_defer(groups: dict[tuple[int, str, str], list[dict]], *, campaig
         updated_at=now,
         lease_expires_at=None,
     )
-    rows = [(r["id"], r["business_id"]) for group in groups.values() for r in group]
-    _events(rows, DeliveryStatus.SCHEDULED, now, "quiet hours: deferred")
+    return when
 
 
 def _results_write(results: list[tuple], *, at: datetime) -> None:

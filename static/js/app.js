@@ -51,3 +51,36 @@ document.addEventListener("DOMContentLoaded", () => {
     block.addEventListener("change", sync); sync();
   });
 });
+// The message step's channel order: arrows move a channel up or down and renumber the positions
+// (which the form reads; without JavaScript the owner types them).
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-order-list]").forEach((list) => {
+    const status = list.parentElement.querySelector("[data-order-status]");
+    const sync = () => {
+      const rows = [...list.querySelectorAll(":scope > li")];
+      rows.forEach((row, i) => {
+        row.querySelector("[data-order-input]").value = i + 1;
+        row.querySelector('[data-move="up"]').disabled = i === 0;
+        row.querySelector('[data-move="down"]').disabled = i === rows.length - 1;
+      });
+    };
+    list.querySelectorAll("[data-order-arrows]").forEach((arrows) => { arrows.hidden = false; });
+    list.querySelectorAll(".order-position").forEach((field) => { field.hidden = true; });
+    list.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-move]");
+      if (!button) return;
+      const row = button.closest("li");
+      const other = button.dataset.move === "up" ? row.previousElementSibling : row.nextElementSibling;
+      if (!other) return;
+      if (button.dataset.move === "up") other.before(row); else other.after(row);
+      sync();
+      row.classList.remove("moved"); void row.offsetWidth; row.classList.add("moved");
+      // Keep the keyboard where it was: on the same arrow, or the other one at the ends.
+      (button.disabled ? row.querySelector(`[data-move="${button.dataset.move === "up" ? "down" : "up"}"]`) : button).focus();
+      const position = [...list.children].indexOf(row) + 1;
+      if (status) status.textContent = `${row.querySelector(".choice span").firstChild.textContent.trim()} moved to position ${position}.`;
+      list.closest("form")?.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    sync();
+  });
+});

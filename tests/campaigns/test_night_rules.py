@@ -249,7 +249,9 @@ def test_ab_and_control_arms_are_deterministic_and_shared_across_sends(business)
 
 
 def test_rerunning_a_night_writes_nothing(business):
-    campaign_make(business, channels=["sms", "email"], reward={"kind": "bonus_points", "count": 10})
+    campaign_make(
+        business, channels=["sms", "email"], channel_mode="every", reward={"kind": "bonus_points", "count": 10}
+    )
     for i in range(5):
         lapsed_member(business, days=30, email=f"m{i}@example.com")
     first = night(business, D)

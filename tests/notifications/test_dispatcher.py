@@ -105,7 +105,7 @@ def test_without_weekends_a_saturday_send_moves_to_monday(business):
 
 
 def test_sms_is_held_outside_0800_2100_in_the_members_time_zone_at_dispatch(business):
-    campaign_make(business, channels=["sms", "email"])
+    campaign_make(business, channels=["sms", "email"], channel_mode="every")
     (london,) = lapsed(business, 1, timezone_name="Europe/London")
     (local,) = lapsed(business, 1)
     night(business, D)
@@ -159,8 +159,9 @@ def test_a_send_at_in_quiet_hours_is_paced_from_0800_capped_and_skips_weekends(b
 
 def test_a_day_holds_only_the_slots_that_end_before_2100(business):
     # hourly from 09:00: 09:00 … 20:00 is twelve a day, the cap (none) notwithstanding
-    campaign_make(business, channels=["sms", "email"], pacing={"sms": {"interval_seconds": 3600, "daily_cap": 0},
-                                                               "email": {"interval_seconds": 3600, "daily_cap": 0}})  # fmt: skip
+    campaign_make(business, channels=["sms", "email"], channel_mode="every",
+                  pacing={"sms": {"interval_seconds": 3600, "daily_cap": 0},
+                          "email": {"interval_seconds": 3600, "daily_cap": 0}})  # fmt: skip
     lapsed(business, 14)
 
     night(business, D)
@@ -279,6 +280,7 @@ def test_the_dispatcher_sends_personalised_messages_and_keeps_the_history(busine
     campaign_make(
         business,
         channels=["sms", "email"],
+        channel_mode="every",
         title="We miss you, {first_name}!",
         body="{business}: {reward} waits for you after {days_away} days.",
         reward={"kind": "free_item", "item": "cup of coffee"},
