@@ -31,6 +31,11 @@ def default_pacing() -> dict:
     return {"whatsapp": {"interval_seconds": 60, "daily_cap": 480}}
 
 
+class OverBudget(models.TextChoices):
+    FALLBACK = "fallback", "Fall back to a free channel (push, email, the inbox)"
+    WAIT = "wait", "Wait for next month"
+
+
 class Campaign(models.Model):
     """A campaign of one business. Validation lives in ``campaigns.rules`` and is used by every
     interface; ``campaign_activate`` is the only way out of draft and re-validates everything."""
@@ -76,6 +81,8 @@ class Campaign(models.Model):
     attribution_days = models.PositiveSmallIntegerField(
         default=14, validators=[MinValueValidator(1), MaxValueValidator(90)]
     )
+    # What a billable message (SMS, WhatsApp) does once the business's monthly budget is spent.
+    over_budget = models.CharField(max_length=10, choices=OverBudget.choices, default=OverBudget.FALLBACK)
 
     # The wizard step the owner was on last, so a closed tab resumes there.
     wizard_step = models.CharField(max_length=20, default="type", blank=True)
@@ -202,6 +209,11 @@ class CampaignSend(models.Model):
     outcome = models.CharField(max_length=12, choices=SendOutcome.choices, default=SendOutcome.SCHEDULED)
     created_at = models.DateTimeField()
     opened_at = models.DateTimeField(null=True, blank=True)
+    # The short open link ``SITE_URL/m/<short_code>`` that SMS and WhatsApp carry: random
+    # (``secrets``), written by the dispatcher the first time the send goes out on a billable
+    # channel, valid until ``short_expires_at``.
+    short_code = models.CharField(max_length=16, null=True, blank=True)
+    short_expires_at = models.DateTimeField(null=True, blank=True)
 
     objects = ScopedManager(business="business", _manager_class=models.Manager.from_queryset(CampaignSendQuerySet))
 
@@ -215,6 +227,10 @@ class CampaignSend(models.Model):
                 condition=~Q(outcome__in=["cancelled", "capped"]),
                 include=["local_date"],
                 name="send_unique_number",
+            ),
+            # The short link's lookup; partial, so the millions of sends without one cost nothing.
+            models.UniqueConstraint(
+                fields=["short_code"], condition=Q(short_code__isnull=False), name="send_short_code"
             ),
         ]
         indexes = [
