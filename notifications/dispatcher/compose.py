@@ -1,5 +1,5 @@
 """Composing each delivery's message: the texts of its step and arm, the placeholders filled, and
-the signed open link."""
+the open link (SMS and WhatsApp: the send's short link; push and email: the signed long one)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ def message_texts(campaign, *, send_number: int, arm: str) -> tuple[str, str]:
     if arm == "b" and send_number == 1 and campaign.ab_enabled:
         title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
     return title, body
+
+
+def short_url(code: str) -> str:
+    """The short open link SMS and WhatsApp carry: ``SITE_URL/m/<code>``, no trailing slash."""
+    return f"{settings.SITE_URL}/m/{code}"
 
 
 def open_url(delivery_id: int) -> str:
@@ -96,7 +101,11 @@ class _Composer:
             to = row["email"]
         else:
             to = row["phone"]
-        token = self.signer.sign_object({"d": row["id"]}, compress=True)  # as open_url(), signer reused
+        if row.get("short_code") and channel in ("sms", "whatsapp"):
+            url = f"{self.site_url}/m/{row['short_code']}"  # as short_url(): every character counts
+        else:
+            token = self.signer.sign_object({"d": row["id"]}, compress=True)  # as open_url(), signer reused
+            url = f"{self.site_url}/m/{token}/"
         return Message(
             delivery_id=row["id"],
             business_id=row["business_id"],
@@ -105,7 +114,7 @@ class _Composer:
             to=to,
             title=render(title, **values),
             body=render(body, **values),
-            url=f"{self.site_url}/m/{token}/",
+            url=url,
             extra=extra,
             subscriptions=targets,
         )

@@ -21,8 +21,16 @@ from ..models import Delivery, DeliveryStatus
 from .outbox import _DELIVERY, _EVENT, _REWARD, _SEND, FAILED_ANY, PENDING_OR_SENDING, WENT_OUT, _events
 
 
-def _deliveries_defer(groups: dict[tuple[int, str, str], list[dict]], *, campaigns: dict, now: datetime) -> None:
-    """Quiet hours, checked again at the moment of sending: back to the outbox, paced.
+def _deliveries_defer(
+    groups: dict[tuple[int, str, str], list[dict]],
+    *,
+    campaigns: dict,
+    now: datetime,
+    start: datetime | None = None,
+    detail: str = "quiet hours: deferred",
+) -> None:
+    """Quiet hours, checked again at the moment of sending (or a budget, from ``start``): back to
+    the outbox, paced.
 
     Per (campaign, channel), in the member's zone, from the next allowed 08:00 on: one interval
     apart after what each day already holds for that campaign and channel, at most the daily cap
@@ -33,7 +41,11 @@ def _deliveries_defer(groups: dict[tuple[int, str, str], list[dict]], *, campaig
     """
     calendars = {
         key: SendCalendar.for_channel(
-            campaign=campaigns[key[0]], channel=key[1], tz=ZoneInfo(key[2]), start=now, opens_at=QUIET_START
+            campaign=campaigns[key[0]],
+            channel=key[1],
+            tz=ZoneInfo(key[2]),
+            start=start or now,
+            opens_at=QUIET_START,
         )
         for key in groups
     }
@@ -66,7 +78,7 @@ def _deliveries_defer(groups: dict[tuple[int, str, str], list[dict]], *, campaig
         lease_expires_at=None,
     )
     rows = [(r["id"], r["business_id"]) for group in groups.values() for r in group]
-    _events(rows, DeliveryStatus.SCHEDULED, now, "quiet hours: deferred")
+    _events(rows, DeliveryStatus.SCHEDULED, now, detail)
 
 
 def _results_write(results: list[tuple], *, at: datetime) -> None:
