@@ -21,7 +21,7 @@ class CampaignSendAdmin(BusinessScopedAdmin):
     list_display = ["local_date", "campaign", "member", "send_number", "arm", "outcome", "opened_at"]
     list_filter = ["outcome", "arm", "local_date"]
     list_select_related = ["campaign", "member"]
-    raw_id_fields = ["campaign", "member", "run"]
+    raw_id_fields = ["campaign", "member", "run", "message"]
     view_roles = ("owner", "manager")
     add_roles = change_roles = ()
 

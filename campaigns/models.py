@@ -62,6 +62,11 @@ class Campaign(models.Model):
     reward = models.JSONField(default=dict, blank=True)
     escalation = models.JSONField(default=list, blank=True)
     channels = models.JSONField(default=list, blank=True)
+    # The approved WhatsApp template its WhatsApp messages use (one of the business's, checked by
+    # ``rules.whatsapp_template_check``); none: the business's configured template.
+    whatsapp_template = models.ForeignKey(
+        "notifications.WhatsAppTemplate", on_delete=models.SET_NULL, null=True, blank=True, related_name="campaigns"
+    )
     conditions = models.JSONField(default=dict, blank=True)
 
     # A/B test and control group
@@ -188,6 +193,37 @@ class EvaluationFailure(models.Model):
         return f"{self.business_id} · {self.local_date} · {self.failures}×"
 
 
+class CampaignMessage(models.Model):
+    """A campaign's texts as a night fixed them (SPEC §4: an edit takes effect from the next night).
+
+    One row per campaign and content version: the night writes one when the campaign's texts
+    changed since the last (its ``digest`` differs), otherwise reuses it, and each send it writes
+    names it. Every surface renders a send from it (``campaigns.messages``)."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="+")
+    # (no index of its own: the unique key leads with it)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="messages", db_index=False)
+    digest = models.CharField(max_length=64)
+    # Per send number from 1: {"title", "body", "reward"} with send 1's fallbacks applied and the
+    # reward in words ("a free kopi").
+    steps = models.JSONField(default=list)
+    # Send 1's texts in arm B, fallbacks applied; empty when the campaign has no A/B test.
+    variant_b_title = models.CharField(max_length=120, blank=True)
+    variant_b_body = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [
+            # The night looks up a campaign's current version by its digest.
+            models.UniqueConstraint(fields=["campaign", "digest"], name="message_unique_digest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} · {self.digest[:8]}"
+
+
 class CampaignSend(models.Model):
     """A campaign's message to one member on one night (or a control hold-out)."""
 
@@ -209,6 +245,12 @@ class CampaignSend(models.Model):
     outcome = models.CharField(max_length=12, choices=SendOutcome.choices, default=SendOutcome.SCHEDULED)
     created_at = models.DateTimeField()
     opened_at = models.DateTimeField(null=True, blank=True)
+    # The texts the night fixed for it (a constant per campaign in the night's INSERT). None on
+    # sends written before there were snapshots: they read the campaign's current texts.
+    message = models.ForeignKey(
+        CampaignMessage, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+",
+        db_constraint=False, db_index=False,
+    )  # fmt: skip
     # The short open link ``SITE_URL/m/<short_code>`` that SMS and WhatsApp carry: random
     # (``secrets``), written by the dispatcher the first time the send goes out on a billable
     # channel, valid until ``short_expires_at``.

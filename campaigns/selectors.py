@@ -87,10 +87,7 @@ def campaign_tonight(*, campaign: Campaign, local_date, page: int = 1, per_page:
     the stage the funnel puts them in (messaged first, then those held back and why), and for the
     messaged their arm, channels and the title as they will read it. Writes nothing; five queries
     whatever the number of members."""
-    from notifications.dispatcher import message_texts, render
-
-    from . import engine
-    from .rules import reward_title
+    from . import engine, messages
     from .wizard.forms import CHANNEL_LABELS
 
     business = campaign.business
@@ -109,9 +106,34 @@ def campaign_tonight(*, campaign: Campaign, local_date, page: int = 1, per_page:
         r["channel_names"] = ", ".join(CHANNEL_LABELS[ch] for ch in r["channels"])
         r["title"] = ""
         if r["stage"] == "messaged":
-            title, _ = message_texts(campaign, send_number=r["send_number"], arm=r["arm"])
-            days_away = (local_date - member.last_purchase_at.astimezone(tz).date()).days
-            reward = reward_title(campaign.step(r["send_number"])["reward"], currency=business.currency)
-            r["title"] = render(title, first_name=member.first_name, business=business.name, reward=reward,
-                                days_away=days_away)  # fmt: skip
+            texts = messages.message_texts(message=None, campaign=campaign, send_number=r["send_number"],
+                                           arm=r["arm"])  # fmt: skip
+            days_away = messages.days_away(purchase_before=member.last_purchase_at, local_date=local_date, tz=tz)
+            r["title"] = messages.message_render(texts, first_name=member.first_name, business=business.name,
+                                                 days_away=days_away).title  # fmt: skip
     return {"funnel": funnel, "rows": rows, "page": page, "pages": pages, "local_date": local_date}
+
+
+def campaign_whatsapp_warning(*, campaign: Campaign) -> str:
+    """One plain sentence when the campaign's WhatsApp template can no longer carry its WhatsApp
+    messages (WhatsApp paused, rejected or disabled it, or it still waits for approval), else "".
+    Reads ``campaign.whatsapp_template``: select it with the campaign."""
+    from notifications.models import TemplateStatus
+
+    template = campaign.whatsapp_template if campaign.whatsapp_template_id else None
+    channels = list(campaign.channels or [])
+    if template is None or "whatsapp" not in channels or template.status == TemplateStatus.APPROVED:
+        return ""
+    verdict = {
+        TemplateStatus.PENDING: "is still waiting for WhatsApp's approval",
+        TemplateStatus.REJECTED: "is rejected by WhatsApp",
+        TemplateStatus.PAUSED: "is paused by WhatsApp",
+        TemplateStatus.DISABLED: "is disabled (by WhatsApp, or no longer in your Twilio account)",
+    }[template.status]
+    after = channels[channels.index("whatsapp") + 1 :]
+    outcome = (
+        "WhatsApp messages will go on the next channel"
+        if after
+        else "WhatsApp messages will not go out until it is approved again"
+    )
+    return f"WhatsApp template '{template.name}' {verdict}: {outcome}."

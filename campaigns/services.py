@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,7 +17,7 @@ from .models import Campaign, CampaignSend, CampaignStatus, SendOutcome
 EDITABLE_FIELDS = (
     "type", "name", "description", "inactivity_days", "max_sends", "title", "body", "reward", "escalation",
     "channels", "conditions", "ab_enabled", "variant_b_title", "variant_b_body", "ab_share_b", "control_share",
-    "send_at", "include_weekends", "pacing", "skip_if_returned", "attribution_days",
+    "send_at", "include_weekends", "pacing", "skip_if_returned", "attribution_days", "whatsapp_template",
 )  # fmt: skip
 
 
@@ -130,7 +130,7 @@ class TestSend:
     error: str = ""
 
 
-def campaign_test_send(*, campaign: Campaign, user) -> list[TestSend]:
+def campaign_test_send(*, campaign: Campaign, user, now: datetime) -> list[TestSend]:
     """Send ``campaign``'s first message, once per arm (A, and B with an A/B test) and per chosen
     channel the owner has an address for, to the owner: email to their login, SMS and WhatsApp to
     the phone of their own member card in this business, web push to that card's browsers.
@@ -139,11 +139,10 @@ def campaign_test_send(*, campaign: Campaign, user) -> list[TestSend]:
     not raised, so one channel failing leaves the others tested."""
     from members.models import Member, MemberStatus
     from notifications.channels import PermanentSendError, PushTarget, TransientSendError
-    from notifications.dispatcher import message_texts, render
     from notifications.models import PushSubscription
     from notifications.services import channel_test_send
 
-    from .rules import reward_title
+    from . import messages
 
     business = campaign.business
     card = (
@@ -165,20 +164,29 @@ def campaign_test_send(*, campaign: Campaign, user) -> list[TestSend]:
         "whatsapp": card.phone if card else "",
         "push": targets[0].endpoint if targets else "",
     }
-    values = {"first_name": (card.first_name if card else "") or user.first_name, "business": business.name,
-              "reward": reward_title(campaign.step(1)["reward"], currency=business.currency),
-              "days_away": campaign.inactivity_days}  # fmt: skip
+    # As the next night would render it for the owner's card (away the campaign's threshold
+    # without one): the campaign's texts as they are now, through ``campaigns.messages``.
+    next_night = timezone.localdate(now, business.tzinfo) + timedelta(days=1)
+    days_away = messages.days_away(purchase_before=card.last_purchase_at if card else None, local_date=next_night,
+                                   tz=business.tzinfo)  # fmt: skip
+    first_name = (card.first_name if card else "") or user.first_name
     arms = ["a", "b"] if campaign.ab_enabled else ["a"]
     results = []
     for arm in arms:
-        title, body = message_texts(campaign, send_number=1, arm=arm)
+        texts = messages.message_texts(message=None, campaign=campaign, send_number=1, arm=arm)
+        rendered = messages.message_render(
+            texts,
+            first_name=first_name,
+            business=business.name,
+            days_away=campaign.inactivity_days if days_away is None else days_away,
+        )
         label = f"Test, variant {arm.upper()}" if campaign.ab_enabled else "Test"
         for channel in [ch for ch in campaign.channels if addresses.get(ch)]:
             result = TestSend(arm=arm, channel=channel, to=addresses[channel])
             try:
                 result.provider_id = channel_test_send(
                     business=business, channel=channel, to=addresses[channel],
-                    title=f"[{label}] {render(title, **values)}", body=render(body, **values),
+                    title=f"[{label}] {rendered.title}", body=rendered.body,
                     member_id=card.pk if card and channel != "email" else 0,
                     subscriptions=targets if channel == "push" else (),
                     extra={"campaign_id": campaign.pk, "arm": arm},

@@ -17,9 +17,10 @@ from winback.tenancy import OWNER_ROLES, role_required
 
 from . import charts, selectors, services, stats
 from .engine import Audience
+from .messages import reward_words
 from .models import Campaign, CampaignStatus
 from .results import business_dashboard, campaign_results, campaign_sends_export, comparison_rows
-from .rules import CONDITIONS, reward_title
+from .rules import CONDITIONS
 from .wizard.forms import CHANNEL_LABELS
 
 STATUS_FILTERS = [
@@ -34,7 +35,7 @@ STATUS_FILTERS = [
 @role_required(*OWNER_ROLES)
 def campaign_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
-    campaigns = Campaign.objects.order_by("status", "-updated_at")
+    campaigns = Campaign.objects.select_related("whatsapp_template").order_by("status", "-updated_at")
     if status in CampaignStatus.values:
         campaigns = campaigns.filter(status=status)
     else:
@@ -47,7 +48,8 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
             "campaign": c,
             "figures": figures.get(c.pk),
             "channels": ", ".join(CHANNEL_LABELS[ch] for ch in c.channels) or "no channel yet",
-            "reward": reward_title(c.reward, currency=request.business.currency),
+            "reward": reward_words(c.reward, currency=request.business.currency),
+            "whatsapp_warning": selectors.campaign_whatsapp_warning(campaign=c),
         }
         for c in campaigns
     ]
@@ -57,7 +59,7 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
 
 
 def _campaign(campaign_id: int) -> Campaign:
-    return get_object_or_404(Campaign.objects.select_related("business"), pk=campaign_id)
+    return get_object_or_404(Campaign.objects.select_related("business", "whatsapp_template"), pk=campaign_id)
 
 
 @role_required(*OWNER_ROLES)
@@ -80,6 +82,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "campaigns/campaign_detail.html",
         {
             "campaign": campaign,
+            "whatsapp_warning": selectors.campaign_whatsapp_warning(campaign=campaign),
             "results": results,
             "charts": _charts(results),
             "runs": selectors.campaign_runs(campaign=campaign),
@@ -89,7 +92,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "status": status,
             "channel": channel,
             "rewards": [
-                (n, reward_title(campaign.step(n)["reward"], currency=campaign.business.currency) or "No reward")
+                (n, reward_words(campaign.step(n)["reward"], currency=campaign.business.currency) or "No reward")
                 for n in range(1, campaign.max_sends + 1)
             ],
             "conditions": [(CONDITIONS[k][0], v) for k, v in (campaign.conditions or {}).items()],
@@ -203,7 +206,7 @@ def campaign_action(request: HttpRequest, campaign_id: int, action: str) -> Http
 def campaign_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """ "Send me a test": the campaign's message to the owner's own addresses; nothing counted."""
     campaign = _campaign(campaign_id)
-    results = services.campaign_test_send(campaign=campaign, user=request.user)
+    results = services.campaign_test_send(campaign=campaign, user=request.user, now=timezone.now())
     if not results:
         messages.error(
             request,

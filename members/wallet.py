@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import DateTimeField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
@@ -223,48 +223,26 @@ def wallet_rewards(*, member: Member, status: str = "", now: datetime | None = N
 
 def inbox_sends(*, member: Member, now: datetime) -> QuerySet:
     """The member's campaign messages visible at ``now`` (gone out; never before their send time,
-    nor returned, skipped, cancelled, control or capped), each with its campaign, its reward and
-    the member's last purchase before it (for ``{days_away}``)."""
+    nor returned, skipped, cancelled, control or capped), each with its campaign, the texts its
+    night fixed, its reward and the member's last purchase before it (for ``{days_away}``)."""
+    from campaigns import messages
     from campaigns.models import CampaignSend
-    from members.models import Visit
 
-    last_purchase = (
-        Visit.objects.filter(
-            member_id=OuterRef("member_id"), kind=VisitKind.PURCHASE, occurred_at__lt=OuterRef("created_at")
-        )
-        .order_by()
-        .values("member_id")
-        .annotate(last=Max("occurred_at"))
-        .values("last")
-    )
     return (
         CampaignSend.objects.filter(member=member)
         .visible_at(now)
-        .select_related("campaign", "business")
+        .select_related("campaign__business", "business", "message")
         .prefetch_related("rewards")
-        .annotate(purchase_before=Subquery(last_purchase, output_field=DateTimeField()))
+        .annotate(purchase_before=messages.purchase_before())
     )
 
 
 def inbox_message(send, *, member: Member) -> dict:
-    """Title and body as this member got them: the send's step and A/B variant, placeholders filled."""
-    from notifications.dispatcher import render
+    """Title and body as this member got them (``campaigns.messages``, as every surface renders
+    them), and the send's reward."""
+    from campaigns import messages
 
-    campaign = send.campaign
-    step = campaign.step(send.send_number)
-    title, body = step["title"], step["body"]
-    if send.arm == "b" and send.send_number == 1 and campaign.ab_enabled:
-        title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
+    rendered = messages.send_render(send, campaign=send.campaign, business=send.business,
+                                    purchase_before=send.purchase_before, first_name=member.first_name)  # fmt: skip
     rewards = list(send.rewards.all())
-    reward = rewards[0] if rewards else None
-    days_away = None
-    if send.purchase_before is not None:
-        tz = send.business.tzinfo
-        days_away = (send.local_date - send.purchase_before.astimezone(tz).date()).days
-    values = {
-        "first_name": member.first_name,
-        "business": send.business.name,
-        "reward": reward.title if reward else "",
-        "days_away": days_away,
-    }
-    return {"title": render(title, **values), "body": render(body, **values), "reward": reward}
+    return {"title": rendered.title, "body": rendered.body, "reward": rewards[0] if rewards else None}

@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from winback.admin_site import BusinessScopedAdmin
 
-from .models import Delivery, DeliveryEvent, PushSubscription, RecordedMessage
+from .models import Delivery, DeliveryEvent, PushSubscription, RecordedMessage, WhatsAppTemplate
 
 
 class DeliveryEventInline(admin.TabularInline):
@@ -44,5 +44,16 @@ class RecordedMessageAdmin(BusinessScopedAdmin):
 class PushSubscriptionAdmin(BusinessScopedAdmin):
     list_display = ["member", "endpoint", "created_at", "last_success_at"]
     raw_id_fields = ["member"]
+    view_roles = ("owner", "manager")
+    add_roles = change_roles = ()
+
+
+@admin.register(WhatsAppTemplate)
+class WhatsAppTemplateAdmin(BusinessScopedAdmin):
+    """Synchronised from Twilio's Content API: read-only here, changed in Twilio."""
+
+    list_display = ["name", "language", "status", "quality_rating", "category", "content_sid", "last_synced_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "content_sid"]
     view_roles = ("owner", "manager")
     add_roles = change_roles = ()

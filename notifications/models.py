@@ -177,6 +177,54 @@ class ProviderEvent(models.Model):
         ]
 
 
+class TemplateStatus(models.TextChoices):
+    """WhatsApp's verdict on a template, as Twilio's Content API reports it."""
+
+    PENDING = "pending", "Pending approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    PAUSED = "paused", "Paused"  # WhatsApp paused it after poor feedback from recipients
+    DISABLED = "disabled", "Disabled"  # disabled by WhatsApp, or no longer in the Twilio account
+
+
+class TemplateQuality(models.TextChoices):
+    UNKNOWN = "unknown", "Unknown"
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+
+
+class WhatsAppTemplate(models.Model):
+    """A business's WhatsApp message template (a Twilio Content resource), synchronised from
+    Twilio's Content API by ``whatsapp_templates_sync``; only an approved one can carry a
+    business-initiated WhatsApp message."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="whatsapp_templates")
+    content_sid = models.CharField("content SID", max_length=34)
+    name = models.CharField(max_length=200)
+    language = models.CharField(max_length=20, blank=True)
+    body = models.TextField(blank=True)
+    # Twilio's sample values of the body's {{1}}, {{2}} …: {"1": "Wei"}.
+    variables = models.JSONField(default=dict, blank=True)
+    category = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=10, choices=TemplateStatus.choices, default=TemplateStatus.PENDING)
+    quality_rating = models.CharField(max_length=10, choices=TemplateQuality.choices, default=TemplateQuality.UNKNOWN)
+    rejected_reason = models.CharField(max_length=500, blank=True)
+    last_synced_at = models.DateTimeField()
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        verbose_name = "WhatsApp template"
+        constraints = [
+            # The sync's upsert key; it leads with business, so it also serves a business's list.
+            models.UniqueConstraint(fields=["business", "content_sid"], name="whatsapp_template_unique_sid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})" if self.language else self.name
+
+
 class MonthlySpend(models.Model):
     """What a business's billable messages cost in one month (its local calendar month): the
     dispatcher reserves each message's price here before sending it, against the business's

@@ -1,17 +1,32 @@
 """Writes on deliveries that are not the dispatcher's: a member opening a message, a provider's
-report on a delivery, a member's inbound message."""
+report on a delivery, a member's inbound message; and a business's WhatsApp templates."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from campaigns.models import CampaignSend
 from members.models import ConsentSource, Member, MemberStatus
 from members.services import member_consent_set
 
-from .models import Delivery, DeliveryEvent, DeliveryStatus, ProviderEvent, ProviderEventKind, statuses_before
+from .models import (
+    Delivery,
+    DeliveryEvent,
+    DeliveryStatus,
+    ProviderEvent,
+    ProviderEventKind,
+    TemplateQuality,
+    TemplateStatus,
+    WhatsAppTemplate,
+    statuses_before,
+)
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -137,8 +152,6 @@ def channel_test_send(
     the channel's real backend; returns the provider's id, or raises the channel's
     PermanentSendError / TransientSendError with its reason. Writes no delivery: a test counts
     nowhere. Without ``title`` it is the settings page's "is this channel working" message."""
-    from django.conf import settings
-
     from .channels import Message, backend_for
 
     backend = backend_for(channel, business=business)
@@ -157,3 +170,70 @@ def channel_test_send(
     provider_id = backend.send(message)
     backend.flush()
     return provider_id
+
+
+# Twilio's approval statuses that are final verdicts; the rest (received, pending, unsubmitted)
+# are not yet approved, and shown as pending.
+TWILIO_TEMPLATE_STATUS = {
+    "approved": TemplateStatus.APPROVED,
+    "rejected": TemplateStatus.REJECTED,
+    "paused": TemplateStatus.PAUSED,
+    "disabled": TemplateStatus.DISABLED,
+}
+SYNCED_FIELDS = ["name", "language", "body", "variables", "category", "status", "quality_rating",
+                 "rejected_reason", "last_synced_at"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TemplateSyncReport:
+    synced: int  # templates in the Twilio account, inserted or updated
+    disabled: int  # templates no longer in the account, disabled now
+
+
+def whatsapp_templates_sync(*, business, now: datetime) -> TemplateSyncReport | None:
+    """Make the business's WhatsApp templates what Twilio's Content API says: each template of
+    its Twilio account upserted with its approval status (one statement for them all), and a
+    template that is no longer in the account disabled. An answer that is not a whole list (an
+    error, a malformed body, Twilio unreachable) changes nothing and is logged; so does a
+    business with no Twilio account. Returns None then."""
+    from .channels.twilio import TemplateFetchError, content_templates_fetch, twilio_account_of
+
+    account = twilio_account_of(business)
+    if account is None:
+        logger.warning("WhatsApp templates of business %s not synced: no Twilio account", business.pk)
+        return None
+    account_sid, auth_token = account
+    try:
+        fetched = content_templates_fetch(account_sid=account_sid, auth_token=auth_token,
+                                          base_url=settings.TWILIO_API_BASE)  # fmt: skip
+    except TemplateFetchError as exc:
+        logger.warning("WhatsApp templates of business %s not synced from %s: %s", business.pk, account_sid, exc)
+        return None
+    qualities = set(TemplateQuality.values)
+    rows = {  # by SID: one row each, even if a page repeated one (ON CONFLICT updates a row once)
+        t.sid: WhatsAppTemplate(
+            business=business,
+            content_sid=t.sid,
+            name=t.name,
+            language=t.language,
+            body=t.body,
+            variables=t.variables,
+            category=t.category,
+            status=TWILIO_TEMPLATE_STATUS.get(t.status, TemplateStatus.PENDING),
+            quality_rating=t.quality_rating if t.quality_rating in qualities else TemplateQuality.UNKNOWN,
+            rejected_reason=t.rejection_reason,
+            last_synced_at=now,
+        )
+        for t in fetched
+    }
+    with transaction.atomic():
+        WhatsAppTemplate.objects.bulk_create(
+            rows.values(), update_conflicts=True, unique_fields=["business", "content_sid"], update_fields=SYNCED_FIELDS
+        )
+        disabled = (
+            WhatsAppTemplate.objects.filter(business=business)
+            .exclude(content_sid__in=list(rows))
+            .exclude(status=TemplateStatus.DISABLED)
+            .update(status=TemplateStatus.DISABLED, last_synced_at=now)
+        )
+    return TemplateSyncReport(synced=len(rows), disabled=disabled)

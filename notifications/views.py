@@ -26,13 +26,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from django_scopes import scope, scopes_disabled
 
+from campaigns import messages
+from campaigns.messages import OPEN_SALT
 from campaigns.models import CampaignSend
-from campaigns.rules import reward_title
 from members.models import BILLABLE_CHANNELS, WalletReward
 from members.wallet import inbox_open
 
-from .dispatcher import OPEN_SALT, WENT_OUT, open_link_expires_at
-from .dispatcher import render as fill
+from .dispatcher import WENT_OUT, open_link_expires_at
 from .models import Delivery
 from .services import send_mark_opened
 
@@ -49,7 +49,9 @@ def _delivery(token: str) -> tuple[Delivery, datetime]:
         raise Http404("This link is not valid.") from None
     with scopes_disabled():  # the signed token names the delivery; everything after runs in its scope
         delivery = (
-            Delivery.objects.select_related("send", "campaign", "member", "business").filter(pk=data.get("d")).first()
+            Delivery.objects.select_related("send__message", "campaign__business", "member", "business")
+            .filter(pk=data.get("d"))
+            .first()
         )
     if delivery is None:
         raise Http404("This link is not valid.")
@@ -104,7 +106,12 @@ def _message_page(request: HttpRequest, delivery: Delivery, expires_at: datetime
     if now >= expires_at:
         return render(request, "notifications/message_expired.html", {"business": business}, status=410)
     with scope(business=business.pk):
-        if not CampaignSend.objects.filter(pk=send.pk).visible_at(now).exists():
+        # The member's last purchase before the send, with the check that it is visible: the
+        # night's {days_away}, even once the member has returned.
+        visible = list(
+            CampaignSend.objects.filter(pk=send.pk).visible_at(now).values_list("pk", messages.purchase_before())
+        )
+        if not visible:
             raise Http404("This link is not valid.")
         claimed = None  # a GET claims nothing; a POST says whether it was this one that claimed
         if request.method == "POST":
@@ -116,25 +123,16 @@ def _message_page(request: HttpRequest, delivery: Delivery, expires_at: datetime
         else:
             send_mark_opened(send=send, at=now, delivery=delivery)
             reward = WalletReward.objects.filter(send_id=send.pk).first()
-        step = campaign.step(send.send_number)
-        title, body = step["title"], step["body"]
-        if send.arm == "b" and send.send_number == 1 and campaign.ab_enabled:
-            title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
-        reward_text = reward.title if reward else reward_title(step["reward"], currency=business.currency)
-        days_away = None
-        if member.last_purchase_at:
-            tz = business.tzinfo
-            days_away = (now.astimezone(tz).date() - member.last_purchase_at.astimezone(tz).date()).days
-        values = {"first_name": member.first_name, "business": business.name, "reward": reward_text,
-                  "days_away": days_away}  # fmt: skip
+        rendered = messages.send_render(send, campaign=campaign, business=business, purchase_before=visible[0][1],
+                                        first_name=member.first_name)  # fmt: skip
     response = render(
         request,
         "notifications/message_open.html",
         {
             "business": business,
             "member": member,
-            "title": fill(title, **values),
-            "body": fill(body, **values),
+            "title": rendered.title,
+            "body": rendered.body,
             "reward": reward,
             "claimed": claimed,
             "show_codes": request.method == "POST" or _claimed_here(request, delivery),

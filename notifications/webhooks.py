@@ -4,6 +4,7 @@ the one-click email unsubscribe. None of them has a login: each checks its own s
 from __future__ import annotations
 
 import logging
+import re
 from xml.sax.saxutils import escape
 
 from django.conf import settings
@@ -27,15 +28,44 @@ from .services import delivery_report_apply, inbound_message_apply
 
 logger = logging.getLogger(__name__)
 
-STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "STOP ALL"}
-START_WORDS = {"START", "YES", "UNSTOP", "SUBSCRIBE", "OPTIN"}
+# Twilio's default keywords for long codes (help.twilio.com, "Twilio support for opt-out keywords
+# (SMS STOP filtering)"; the Advanced Opt-Out tutorial lists the opt-out ones): written as words,
+# so "STOP ALL", "OPT-OUT" and "Opt out" are STOPALL and OPTOUT too.
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+START_WORDS = {"START", "UNSTOP", "YES", "SUBSCRIBE", "OPTIN"}
 HELP_WORDS = {"HELP", "INFO"}
+_WORDS = re.compile(r"[^\W_]+")  # runs of letters and digits: punctuation, spaces and emoji drop out
+_FIRST_CLAUSE = re.compile(r"[.!?,;:\n]")
 TWILIO_STATUS = {
     "delivered": DeliveryStatus.DELIVERED,
     "read": DeliveryStatus.OPENED,
     "failed": DeliveryStatus.FAILED,
     "undelivered": DeliveryStatus.FAILED,
 }
+
+
+def _keyword(text: str) -> str:
+    return "".join(_WORDS.findall(text)).upper()
+
+
+def inbound_keyword(body: str) -> str | None:
+    """The keyword an inbound message is: "stop", "start", "help", or None for anything else.
+
+    Twilio's rule: "only single-word messages will trigger the block", in any case — "STOP" opts
+    out, "STOP PLEASE" and "PLEASE CANCEL" do not (Twilio support, "opt-out keywords (SMS STOP
+    filtering)"). Punctuation and spacing around the word do not count ("stop!", " StOp "). One
+    step further for opt-outs only, because withdrawing is the side to err on: an opt-out word
+    that is a message's whole first sentence or clause ("Stop. Thank you", "Stop, thanks") opts
+    out. A word mentioned inside a sentence ("don't stop sending") is not a keyword, and opting
+    in again stays strict: "Yes, please call me" subscribes no one."""
+    word = _keyword(body)
+    if word in STOP_WORDS or _keyword(_FIRST_CLAUSE.split(body.strip(), maxsplit=1)[0]) in STOP_WORDS:
+        return "stop"
+    if word in START_WORDS:
+        return "start"
+    if word in HELP_WORDS:
+        return "help"
+    return None
 
 
 def _twilio_signature_ok(request: HttpRequest) -> bool:
@@ -100,13 +130,14 @@ def twilio_inbound(request: HttpRequest) -> HttpResponse:
         return HttpResponse("MessageSid is missing", status=400)
     sender = request.POST.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
-    word = " ".join(request.POST.get("Body", "").strip().upper().split())
+    keyword = inbound_keyword(request.POST.get("Body", ""))  # its line breaks end a clause
+    body = " ".join(request.POST.get("Body", "").split())
     businesses = _businesses_for_sender(request, channel)
     if not businesses:
         logger.warning("Inbound %s %s to %s: no business's sender; ignored", channel, message_sid,
                        request.POST.get("To", ""))  # fmt: skip
         return _twiml()
-    granted = True if word in START_WORDS else False if word in STOP_WORDS else None
+    granted = {"start": True, "stop": False}.get(keyword)
     now = timezone.now()
     with transaction.atomic():
         applied = []
@@ -114,7 +145,7 @@ def twilio_inbound(request: HttpRequest) -> HttpResponse:
             with scope(business=business.pk):
                 if inbound_message_apply(business_id=business.pk, message_sid=message_sid, channel=channel,
                                          phone=sender.removeprefix("whatsapp:"), granted=granted,
-                                         note=f"replied {word}"[:200], at=now):  # fmt: skip
+                                         note=f"replied {body}"[:200], at=now):  # fmt: skip
                     applied.append(business)
     if not applied:
         return _twiml()  # seen before: the member already had the answer
@@ -123,7 +154,7 @@ def twilio_inbound(request: HttpRequest) -> HttpResponse:
         return _twiml(f"{names}: you are subscribed again. Reply STOP to unsubscribe. Msg&data rates may apply.")
     if granted is False:
         return _twiml(f"{names}: you are unsubscribed and will get no more messages. Reply START to resubscribe.")
-    if word in HELP_WORDS:
+    if keyword == "help":
         return _twiml(f"{names} loyalty messages. Reply STOP to unsubscribe, START to resubscribe. "
                       "Msg&data rates may apply.")  # fmt: skip
     return _twiml()

@@ -120,6 +120,26 @@ def twilio(settings):
         twilio_client.cache_clear()
 
 
+TWILIO_ACCOUNT = "AC" + "0" * 32
+TWILIO_SUBACCOUNT, TWILIO_SUBACCOUNT_TOKEN = "AC" + "5" * 32, "subaccount-token-5555"
+
+
+@pytest.fixture
+def content_api(settings):
+    """A fake Twilio Content API on 127.0.0.1 (its ``accounts``: SID → templates), the platform's
+    Twilio credentials and one subaccount's."""
+    from notifications.channels.twilio import twilio_client
+    from tests.fakes import FakeContentApi
+
+    with FakeContentApi() as fake:
+        settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = TWILIO_ACCOUNT, TWILIO_TOKEN
+        settings.TWILIO_SUBACCOUNTS = {TWILIO_SUBACCOUNT: TWILIO_SUBACCOUNT_TOKEN}
+        settings.TWILIO_API_BASE = fake.url
+        twilio_client.cache_clear()
+        yield fake
+        twilio_client.cache_clear()
+
+
 def business_make(**fields) -> Business:
     n = next(_counter)
     defaults = {

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import http_ece
 from cryptography.hazmat.primitives import hashes, serialization
@@ -41,7 +41,14 @@ class FakeServer:
                 status, payload, headers = owner.handle(
                     self.path, {k.lower(): v for k, v in self.headers.items()}, body
                 )
-                data = json.dumps(payload).encode()
+                self.answer(status, payload, headers)
+
+            def do_GET(self):
+                status, payload, headers = owner.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, b"")
+                self.answer(status, payload, headers)
+
+            def answer(self, status, payload, headers):
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -86,6 +93,65 @@ class FakeTwilio(FakeServer):
             return status, {"code": code, "message": message, "status": status}, extra
         sid = "SM" + uuid.uuid4().hex
         return 201, {"sid": sid, "status": "queued", "to": to, "from": form.get("From"), "body": form.get("Body")}, {}
+
+
+def content_template(
+    sid: str,
+    name: str,
+    *,
+    status: str = "approved",
+    body: str = "Hi {{1}}, come back to {{2}}: {{3}}",
+    language: str = "en",
+    rejection_reason: str = "",
+    variables: dict | None = None,
+    **approval,
+) -> dict:
+    """One Content resource with its WhatsApp approval, as Twilio's ContentAndApprovals lists it."""
+    return {
+        "sid": sid, "account_sid": "", "friendly_name": name, "language": language,
+        "variables": variables if variables is not None else {"1": "Wei", "2": "Kopi", "3": "https://x.example"},
+        "types": {"twilio/text": {"body": body}},
+        "date_created": "2026-11-01T10:00:00Z", "date_updated": "2026-11-02T10:00:00Z",
+        "approval_requests": {"name": name, "category": "MARKETING", "content_type": "twilio/text", "status": status,
+                              "rejection_reason": rejection_reason, "allow_category_change": True, "type": "whatsapp",
+                              **approval},
+    }  # fmt: skip
+
+
+class FakeContentApi(FakeServer):
+    """Twilio's Content API: ``GET /v1/ContentAndApprovals`` lists the templates of the account
+    that authenticates (``accounts``: account SID → list of ``content_template`` dicts), paged by
+    PageSize with Twilio's ``meta``. ``script``: account SID → (status, body) answered instead,
+    a bytes body sent as it is (a malformed answer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.accounts: dict[str, list[dict]] = {}
+
+    def handle(self, path, headers, body):
+        parts = urlsplit(path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        auth = headers.get("authorization", "")
+        account = base64.b64decode(auth.removeprefix("Basic ")).decode().split(":")[0] if auth else ""
+        self.requests.append({"path": parts.path, "query": query, "account": account})
+        if account in self.script:
+            status, payload = self.script[account][:2]
+            return status, payload, {}
+        if parts.path != "/v1/ContentAndApprovals":
+            return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}, {}
+        contents = [{**c, "account_sid": account} for c in self.accounts.get(account, [])]
+        size, page = int(query.get("PageSize", 50)), int(query.get("Page", 0))
+        chunk = contents[page * size : (page + 1) * size]
+        base = "https://content.twilio.com/v1/ContentAndApprovals"
+        more = (page + 1) * size < len(contents)
+        meta = {
+            "key": "contents", "page": page, "page_size": size,
+            "first_page_url": f"{base}?PageSize={size}&Page=0",
+            "previous_page_url": f"{base}?PageSize={size}&Page={page - 1}" if page else None,
+            "next_page_url": f"{base}?PageSize={size}&Page={page + 1}&PageToken=PT{page + 1}" if more else None,
+            "url": f"{base}?PageSize={size}&Page={page}",
+        }  # fmt: skip
+        return 200, {"contents": chunk, "meta": meta}, {}
 
 
 class FakePushService(FakeServer):

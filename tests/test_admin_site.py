@@ -20,7 +20,7 @@ from knox.models import AuthToken
 from campaigns.models import EvaluationFailure, EvaluationRun
 from members import services
 from members.models import OneTimeCode, WalletReward
-from notifications.models import DeliveryEvent, PushSubscription, RecordedMessage
+from notifications.models import DeliveryEvent, PushSubscription, RecordedMessage, WhatsAppTemplate
 from tests.api.conftest import send_make
 from tests.conftest import client_for, visit_make
 from winback.admin_site import WinbackAdminSite
@@ -31,11 +31,12 @@ TEAM_VIEW = {
         "members.membership", "members.member", "members.visit", "members.walletreward", "members.onetimecode",
         "campaigns.campaign", "campaigns.campaignsend",
         "campaigns.evaluationrun", "notifications.delivery", "notifications.recordedmessage",
-        "notifications.pushsubscription",
+        "notifications.pushsubscription", "notifications.whatsapptemplate",
     },
     "manager": {
         "members.member", "members.visit", "members.walletreward", "members.onetimecode", "campaigns.campaign", "campaigns.campaignsend", "campaigns.evaluationrun",
         "notifications.delivery", "notifications.recordedmessage", "notifications.pushsubscription",
+        "notifications.whatsapptemplate",
     },
     "staff": {"members.member", "members.visit", "members.walletreward"},
 }  # fmt: skip
@@ -78,6 +79,8 @@ def admin_data(business, owner, member):
         )
         WalletReward.objects.create(business=business, member=member, kind="free_item", title="A coffee",
                                     code="ABCDEFGH23", status="available", offered_at=now, claimed_at=now)  # fmt: skip
+        WhatsAppTemplate.objects.create(business=business, content_sid="HX" + "a" * 32, name="winback_offer",
+                                        language="en", body="Hi {{1}}", status="approved", last_synced_at=now)  # fmt: skip
         OneTimeCode.objects.create(business=business, member=member, identifier_digest="i" * 64, ip_digest="p" * 64,
                                    channel="sms", code_digest="c" * 64, created_at=now,
                                    expires_at=now + timedelta(minutes=10))  # fmt: skip

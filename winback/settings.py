@@ -191,6 +191,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Winback <no-reply@wi
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="")  # only for a local fake Twilio in tests
+# Businesses on their own Twilio subaccount (channel setting whatsapp.account_sid): the
+# subaccount's auth token, "AC…=token,AC…=token", for its WhatsApp templates (Content API).
+TWILIO_SUBACCOUNTS = env.dict("TWILIO_SUBACCOUNTS", default={})
 # Campaign email goes through EMAIL_URL or the ESP when one is set; without them email is recorded too.
 EMAIL_CHANNEL_ENABLED = env.bool("EMAIL_CHANNEL_ENABLED", default="EMAIL_URL" in os.environ or bool(ANYMAIL_ESP))
 # Web Push keys come from the environment; in development, when unset, from the file ``make run``

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 
 from members.models import Business
 
+from ..messages import campaign_messages_fix
 from ..models import Campaign, EvaluationRun, SendOutcome
 from .selection import _selection_ctes, campaigns_due
 from .sql import _db_value
@@ -70,7 +71,10 @@ def business_evaluate(
             for c in campaigns
         }
         if campaigns:
-            night = _Night(business=business, campaigns=campaigns, local_date=local_date, run=run, now=now)
+            # Tonight's texts, fixed: an edit from now on takes effect from the next night.
+            fixed = campaign_messages_fix(campaigns=campaigns, now=now)
+            night = _Night(business=business, campaigns=campaigns, local_date=local_date, run=run, now=now,
+                           messages=fixed)  # fmt: skip
             counts = night.write_one_statement() if connection.vendor == "postgresql" else night.write_in_steps()
             key = {SendOutcome.CAPPED: "capped", SendOutcome.CONTROL: "control", SendOutcome.SCHEDULED: "sends"}
             for campaign_id, _number, outcome, n in counts.sends:

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import connection
 
 from members.models import CHANNELS, Member, WalletReward
 
+from ..messages import reward_words
 from ..models import Arm, CampaignSend, EvaluationRun, SendOutcome
-from ..rules import reachable_sql, reward_title
+from ..rules import reachable_sql
 from .dates import local_day_start
 from .schedule import NightSchedule
 from .selection import _selection_ctes
@@ -50,6 +51,7 @@ class _Night(NightSchedule):
     ``NightSchedule``)."""
 
     run: EvaluationRun
+    messages: dict[int, int] = field(default_factory=dict)  # campaign id → its CampaignMessage id tonight
 
     # -- the pieces
 
@@ -67,15 +69,21 @@ class _Night(NightSchedule):
         carry ``send_id`` and ``outcome`` already)."""
         sql = (
             f"SELECT {'r.send_id, ' if with_ids else ''}%s, r.c_id, r.m_id, %s, r.send_number, {self.ARM_SQL}, %s, "
-            f"{'r.outcome' if with_ids else self.OUTCOME_SQL}, %s "
+            f"{'r.outcome' if with_ids else self.OUTCOME_SQL}, %s, {self.message_sql()} "
             "FROM due r WHERE 1 = 1 ORDER BY r.m_id ON CONFLICT DO NOTHING"
         )
         return sql, [self.business.pk, self.run.pk, _db_value(self.local_date), _db_value(self.now)]
 
     SENDS_HEAD = (
         f"INSERT INTO {CampaignSend._meta.db_table} (business_id, campaign_id, member_id, run_id, send_number, "
-        "arm, local_date, outcome, created_at) "
+        "arm, local_date, outcome, created_at, message_id) "
     )
+
+    def message_sql(self) -> str:
+        """Each send's ``message_id``: a constant per campaign (ids from the database, as literals)."""
+        if not self.messages:
+            return "NULL"
+        return f"CASE r.c_id {' '.join(f'WHEN {int(c)} THEN {int(m)}' for c, m in self.messages.items())} END"
 
     def reward_rows(self) -> list[list]:
         rows = []
@@ -85,7 +93,7 @@ class _Night(NightSchedule):
                 reward = campaign.step(number)["reward"]
                 if reward:
                     expires = local_day_start(self.local_date + timedelta(days=reward["expiry_days"] + 1), tz)
-                    title = reward_title(reward, currency=campaign.business.currency)[:140]
+                    title = reward_words(reward, currency=campaign.business.currency)[:140]
                     rows.append([campaign.pk, number, reward["kind"], title, json.dumps(reward), expires])
         return rows
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0007_night_catch_up_and_failures'),
+        ('campaigns', '0009_campaign_whatsapp_template'),
         ('members', '0013_business_prices_budget'),
     ]
 

@@ -16,7 +16,6 @@ from .clean import (
     message_check,
     pacing_clean,
     reward_clean,
-    reward_title,
 )
 from .sql import (
     CONDITION_SQL,
@@ -47,5 +46,4 @@ __all__ = [
     "reachable_q",
     "reachable_sql",
     "reward_clean",
-    "reward_title",
 ]

@@ -11,10 +11,11 @@ from django.core.exceptions import ValidationError
 
 from members.models import CHANNELS, RewardKind
 
+from ..messages import PLACEHOLDERS
+
 if TYPE_CHECKING:
     from ..models import Campaign
 
-PLACEHOLDERS = ("{first_name}", "{business}", "{reward}", "{days_away}")
 QUIET_START, QUIET_END = time(8, 0), time(21, 0)  # SMS and WhatsApp only between these, member-local
 PACED_CHANNELS = ("whatsapp", "sms", "email", "push")
 
@@ -105,26 +106,6 @@ def reward_clean(reward: dict | None) -> dict:
     return out
 
 
-def reward_title(reward: dict, *, currency: str = "") -> str:
-    """A reward as members read it: “a free cup of coffee”, “2 bonus stamps”, “20% off”."""
-    kind = (reward or {}).get("kind")
-    if not kind:
-        return ""
-    if kind == RewardKind.FREE_ITEM:
-        return f"a free {reward['item']}"
-    if kind == RewardKind.BONUS_STAMPS:
-        return f"{reward['count']} bonus stamp{'s' if reward['count'] != 1 else ''}"
-    if kind == RewardKind.BONUS_POINTS:
-        return f"{reward['count']} bonus points"
-    if kind == RewardKind.DISCOUNT:
-        if "percent" in reward:
-            return f"{reward['percent']}% off"
-        return f"{currency} {reward['amount']} off".strip()
-    if kind == RewardKind.BADGE:
-        return f"the “{reward['badge']}” badge"
-    return ""
-
-
 def conditions_clean(conditions: dict | None) -> dict:
     out: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
@@ -198,6 +179,24 @@ def message_check(title: str, body: str, *, field_prefix: str = "") -> dict[str,
     return errors
 
 
+def whatsapp_template_check(campaign: Campaign, *, for_activation: bool) -> dict[str, list[str]]:
+    """The campaign's WhatsApp template must be one of its business's (always, draft or not), and
+    approved by WhatsApp when the campaign goes out on WhatsApp."""
+    from notifications.models import TemplateStatus
+
+    if campaign.whatsapp_template_id is None:
+        return {}
+    template = campaign.whatsapp_template
+    if template.business_id != campaign.business_id:
+        return {"whatsapp_template": ["Choose one of this business's WhatsApp templates."]}
+    if for_activation and "whatsapp" in (campaign.channels or []) and template.status != TemplateStatus.APPROVED:
+        return {"whatsapp_template": [
+            f"WhatsApp template '{template.name}' is {template.get_status_display().lower()}, not approved by "
+            "WhatsApp: choose an approved template or remove WhatsApp from the channels."
+        ]}  # fmt: skip
+    return {}
+
+
 def campaign_validate(campaign: Campaign, *, for_activation: bool) -> None:
     """Raise ValidationError with every problem, by field. Drafts may leave the message empty.
 
@@ -209,6 +208,8 @@ def campaign_validate(campaign: Campaign, *, for_activation: bool) -> None:
     for check in checks:
         for field, messages in check(campaign).items():
             errors.setdefault(field, []).extend(messages)
+    for field, messages in whatsapp_template_check(campaign, for_activation=for_activation).items():
+        errors.setdefault(field, []).extend(messages)
     if errors:
         raise ValidationError(errors)
 

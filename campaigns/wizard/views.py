@@ -18,8 +18,10 @@ from members.models import Member, MemberStatus
 from winback.tenancy import OWNER_ROLES, role_required
 
 from .. import engine, services
+from ..messages import Texts, message_render, reward_words
+from ..messages import days_away as days_away_of
 from ..models import Campaign, CampaignStatus
-from ..rules import CONDITIONS, conditions_clean, reward_title
+from ..rules import CONDITIONS, conditions_clean
 from ..sms import sms_size, sms_text
 from .forms import CHANNEL_LABELS, PRESETS, STEP_NAMES, STEPS, ConditionsForm
 
@@ -252,7 +254,7 @@ def _review_context(campaign: Campaign) -> dict:
         "night": night,
         "estimates": estimates,
         "sample": sample,
-        "reward_text": reward_title(campaign.reward, currency=campaign.business.currency),
+        "reward_text": reward_words(campaign.reward, currency=campaign.business.currency),
         "steps_summary": _summary(campaign),
     }
 
@@ -261,7 +263,7 @@ def _summary(campaign: Campaign) -> list[tuple[str, str, list[tuple[str, str]]]]
     c = campaign
     rewards = []
     for n in range(1, c.max_sends + 1):
-        rewards.append((f"Send {n}", reward_title(c.step(n)["reward"], currency=c.business.currency) or "No reward"))
+        rewards.append((f"Send {n}", reward_words(c.step(n)["reward"], currency=c.business.currency) or "No reward"))
     messages_ = [(f"Send {n} title", c.step(n)["title"] or "—") for n in range(1, c.max_sends + 1)]
     messages_.append(("Channels", ", ".join(CHANNEL_LABELS[ch] for ch in c.channels) or "—"))
     conditions = [(CONDITIONS[k][0], "yes" if v is True else str(v)) for k, v in (c.conditions or {}).items()]
@@ -335,8 +337,6 @@ def _send_number(raw: str | None, *, max_sends: int) -> int:
 @require_POST
 def message_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Each channel's message as a real member will see it, with lengths and SMS segments."""
-    from notifications.dispatcher import render as fill
-
     campaign = _campaign(request, campaign_id)
     n = _send_number(request.POST.get("send"), max_sends=campaign.max_sends)
     suffix = "" if n == 1 else f"_{n}"
@@ -352,14 +352,15 @@ def message_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
             .order_by("-last_purchase_at")
             .first()
         )
-    reward = reward_title(campaign.step(n)["reward"], currency=campaign.business.currency)
-    days_away = None
-    if sample and sample.last_purchase_at:
-        tz = campaign.business.tzinfo
-        days_away = (night - sample.last_purchase_at.astimezone(tz).date()).days
-    values = {"first_name": sample.first_name if sample else "Wei Lin", "business": campaign.business.name,
-              "reward": reward or "a reward", "days_away": days_away if days_away is not None else 30}  # fmt: skip
-    t, b = fill(title, **values), fill(body, **values)
+    # The texts being edited, rendered as the night's sends will be (``campaigns.messages``), for
+    # the sample member on the next night.
+    reward = reward_words(campaign.step(n)["reward"], currency=campaign.business.currency)
+    days_away = days_away_of(purchase_before=sample.last_purchase_at if sample else None, local_date=night,
+                             tz=campaign.business.tzinfo)  # fmt: skip
+    rendered = message_render(Texts(title=title, body=body, reward=reward or "a reward"),
+                              first_name=sample.first_name if sample else "Wei Lin", business=campaign.business.name,
+                              days_away=days_away if days_away is not None else 30)  # fmt: skip
+    t, b = rendered.title, rendered.body
     from notifications.dispatcher import open_url
 
     link = open_url(1_000_000)  # as long as a real one

@@ -1,12 +1,15 @@
-"""SMS and WhatsApp through Twilio's Messages API (one client per worker process)."""
+"""SMS and WhatsApp through Twilio's Messages API (one client per worker process), and the
+WhatsApp templates of an account from Twilio's Content API."""
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -32,7 +35,7 @@ class LocalTwilioHttpClient(TwilioHttpClient):
         self.base_url = base_url.rstrip("/")
 
     def request(self, method, url, *args, **kwargs):
-        for origin in ("https://api.twilio.com", "https://messaging.twilio.com"):
+        for origin in ("https://api.twilio.com", "https://messaging.twilio.com", "https://content.twilio.com"):
             if url.startswith(origin):
                 url = self.base_url + url[len(origin) :]
         return super().request(method, url, *args, **kwargs)
@@ -119,3 +122,100 @@ class WhatsAppBackend(SmsBackend):
         except OSError as exc:
             raise TransientSendError(f"Twilio unreachable: {exc}") from exc
         return sent.sid
+
+
+# --- WhatsApp templates (Content API) --------------------------------------------------------------
+
+CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+CONTENT_PAGE_SIZE = 500  # the API's maximum is 1000; an account rarely has more than a few dozen
+
+
+class TemplateFetchError(Exception):
+    """Twilio's Content API did not answer with a list of templates (an error, a malformed or
+    unreachable answer): nothing is known, so nothing should change."""
+
+
+@dataclass(frozen=True)
+class ContentTemplate:
+    """One Content resource and WhatsApp's verdict on it, in Twilio's words (``status``:
+    received, pending, approved, rejected, paused, disabled, or unsubmitted)."""
+
+    sid: str
+    name: str
+    language: str
+    body: str
+    variables: dict
+    category: str
+    status: str
+    rejection_reason: str
+    quality_rating: str
+
+
+def twilio_account_of(business) -> tuple[str, str] | None:
+    """The Twilio account (SID, auth token) holding a business's WhatsApp templates: its own
+    subaccount when its settings name one (``whatsapp.account_sid``; the subaccount's token in
+    TWILIO_SUBACCOUNTS, since the Content API lives on its own domain and takes only the
+    subaccount's credentials), else the platform's account. None when there is no such account."""
+    sid = ((business.channel_settings or {}).get("whatsapp") or {}).get("account_sid", "")
+    if sid:
+        token = settings.TWILIO_SUBACCOUNTS.get(sid, "")
+        return (sid, token) if token else None
+    if settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN:
+        return settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN
+    return None
+
+
+def _whatsapp_approval(approvals) -> dict:
+    # ContentAndApprovals gives one approval object; be lenient with a list of them.
+    if isinstance(approvals, list):
+        approvals = next((a for a in approvals if isinstance(a, dict) and a.get("type", "whatsapp") == "whatsapp"), {})
+    if approvals is None:
+        return {}
+    if not isinstance(approvals, dict):
+        raise TypeError(f"approval_requests is a {type(approvals).__name__}")
+    return approvals
+
+
+def _body(types) -> str:
+    if not types:
+        return ""
+    if not isinstance(types, dict):
+        raise TypeError(f"types is a {type(types).__name__}")
+    preferred = types.get("twilio/text") or next((t for t in types.values() if isinstance(t, dict) and "body" in t), {})
+    return str(preferred.get("body") or "")
+
+
+def _content_template(content) -> ContentTemplate:
+    if not CONTENT_SID.match(content.sid or ""):
+        raise ValueError(f"not a content SID: {content.sid!r}")
+    approval = _whatsapp_approval(content.approval_requests)
+    variables = content.variables or {}
+    if not isinstance(variables, dict):
+        raise TypeError(f"variables is a {type(variables).__name__}")
+    return ContentTemplate(
+        sid=content.sid,
+        name=str(approval.get("name") or content.friendly_name or content.sid)[:200],
+        language=str(content.language or "")[:20],
+        body=_body(content.types),
+        variables={str(k): str(v) for k, v in variables.items()},
+        category=str(approval.get("category") or "").lower()[:40],
+        status=str(approval.get("status") or "unsubmitted").lower(),
+        rejection_reason=str(approval.get("rejection_reason") or "")[:500],
+        quality_rating=str(approval.get("quality_rating") or "").lower(),
+    )
+
+
+def content_templates_fetch(*, account_sid: str, auth_token: str, base_url: str = "") -> list[ContentTemplate]:
+    """Every template of the Twilio account with its WhatsApp approval status (the Content and
+    Approvals list, every page). Raises TemplateFetchError unless the whole answer is read: a
+    partial list would look like templates that vanished."""
+    client = twilio_client(account_sid, auth_token, base_url)
+    try:
+        contents = client.content.v1.content_and_approvals.list(page_size=CONTENT_PAGE_SIZE)
+        return [_content_template(content) for content in contents]
+    except TwilioRestException as exc:
+        raise TemplateFetchError(f"Twilio {exc.code or exc.status}: {exc.msg}") from exc
+    except (TwilioException, ValueError, TypeError, KeyError, AttributeError) as exc:  # ValueError: bad JSON
+        raise TemplateFetchError(f"malformed Content API answer: {exc}") from exc
+    except OSError as exc:
+        raise TemplateFetchError(f"Twilio unreachable: {exc}") from exc

@@ -22,7 +22,7 @@ use are re-exported here; ``CHUNK`` is not: set it on ``dispatcher.send``, where
 """
 
 from .claim import DispatchReport, deliveries_claim, dispatch_due, leases_expire
-from .compose import OPEN_LINK_MARGIN, OPEN_SALT, message_texts, open_link_expires_at, open_url, render
+from .compose import OPEN_LINK_MARGIN, OPEN_SALT, open_link_expires_at, open_url
 from .outbox import FAILED_ANY, LEASE, PENDING_OR_SENDING, WENT_OUT
 from .send import MAX_ATTEMPTS, SendReport, deliveries_send, in_quiet_hours
 
@@ -41,8 +41,6 @@ __all__ = [
     "dispatch_due",
     "in_quiet_hours",
     "leases_expire",
-    "message_texts",
     "open_link_expires_at",
     "open_url",
-    "render",
 ]

@@ -1,40 +1,18 @@
-"""Composing each delivery's message: the texts of its step and arm, the placeholders filled, and
-the open link (SMS and WhatsApp: the send's short link; push and email: the signed long one)."""
+"""Composing each delivery's message: the texts its send's night fixed, rendered by
+``campaigns.messages`` as every other surface renders them, and the open link (SMS and WhatsApp:
+the send's short link; push and email: the signed long one)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
 
+from campaigns import messages
+from campaigns.messages import OPEN_SALT
+
 from ..channels import Message, PushTarget
-
-OPEN_SALT = "winback.open"
-
-
-def render(text: str, *, first_name: str, business: str, reward: str, days_away: int | None) -> str:
-    """Fill the placeholders; anything else in braces is left as written."""
-    values = {
-        "{first_name}": first_name or "there",
-        "{business}": business,
-        "{reward}": reward,
-        "{days_away}": "" if days_away is None else str(days_away),
-    }
-    for placeholder, value in values.items():
-        text = text.replace(placeholder, value)
-    return text
-
-
-def message_texts(campaign, *, send_number: int, arm: str) -> tuple[str, str]:
-    """The title and body (placeholders unfilled) a member of ``arm`` gets as send ``send_number``:
-    variant B replaces send 1's texts in arm B."""
-    step = campaign.step(send_number)
-    title, body = step["title"], step["body"]
-    if arm == "b" and send_number == 1 and campaign.ab_enabled:
-        title, body = campaign.variant_b_title or title, campaign.variant_b_body or body
-    return title, body
 
 
 def short_url(code: str) -> str:
@@ -57,41 +35,35 @@ def open_link_expires_at(*, signed_at: datetime, attribution_days: int) -> datet
 
 
 class _Composer:
-    """Builds each delivery's message; what is shared by many members (a step's texts, a time
-    zone's date, the signer) is worked out once per batch."""
+    """Builds each delivery's message; what is shared by many members (a step's texts, the
+    signer) is worked out once per batch. The texts are those the send's night fixed
+    (``campaigns.messages``), rendered as every other surface renders them."""
 
-    def __init__(self, *, now, campaigns, businesses, subscriptions, rewards):
+    def __init__(self, *, now, campaigns, businesses, subscriptions, snapshots):
         self.now = now
         self.campaigns = campaigns
         self.businesses = businesses
         self.subscriptions = subscriptions
-        self.rewards = rewards
-        self.texts: dict[tuple[int, int, str], tuple[str, str]] = {}
-        self.today: dict[str, date] = {}
+        self.snapshots = snapshots
+        self.texts: dict[tuple, messages.Texts] = {}
         self.signer = signing.TimestampSigner(salt=OPEN_SALT)
         self.site_url = settings.SITE_URL
 
-    def _texts(self, campaign, send_number: int, arm: str) -> tuple[str, str]:
-        key = (campaign.pk, send_number, arm)
+    def _texts(self, campaign, row: dict) -> messages.Texts:
+        key = (row["message_id"], campaign.pk, row["send_number"], row["arm"])
         if key not in self.texts:
-            self.texts[key] = message_texts(campaign, send_number=send_number, arm=arm)
+            self.texts[key] = messages.message_texts(message=self.snapshots.get(row["message_id"]), campaign=campaign,
+                                                      send_number=row["send_number"], arm=row["arm"])  # fmt: skip
         return self.texts[key]
 
     def message(self, row: dict) -> Message:
         campaign, business = self.campaigns[row["campaign_id"]], self.businesses[row["business_id"]]
-        title, body = self._texts(campaign, row["send_number"], row["arm"])
-        days_away = None
-        if (last_purchase := row["last_purchase_at"]) is not None:
-            tz_key = row["member_tz"] or business.timezone
-            tz = ZoneInfo(tz_key)
-            if tz_key not in self.today:
-                self.today[tz_key] = self.now.astimezone(tz).date()
-            days_away = (self.today[tz_key] - last_purchase.astimezone(tz).date()).days
+        days_away = messages.days_away(purchase_before=row["purchase_before"], local_date=row["local_date"],
+                                        tz=business.tzinfo)  # fmt: skip
+        rendered = messages.message_render(self._texts(campaign, row), first_name=row["first_name"],
+                                            business=business.name, days_away=days_away)  # fmt: skip
         send_id, channel = row["send_id"], row["channel"]
-        reward = self.rewards.get(send_id, "")
-        values = {"first_name": row["first_name"], "business": business.name, "reward": reward,
-                  "days_away": days_away}  # fmt: skip
-        extra: dict = {"send_id": send_id, "campaign_id": campaign.pk, "reward": reward}
+        extra: dict = {"send_id": send_id, "campaign_id": campaign.pk, "reward": rendered.reward}
         targets: tuple[PushTarget, ...] = ()
         if channel == "push":
             targets = tuple(self.subscriptions.get(row["member_id"], ()))
@@ -112,8 +84,8 @@ class _Composer:
             member_id=row["member_id"],
             channel=channel,
             to=to,
-            title=render(title, **values),
-            body=render(body, **values),
+            title=rendered.title,
+            body=rendered.body,
             url=url,
             extra=extra,
             subscriptions=targets,

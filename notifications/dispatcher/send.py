@@ -14,10 +14,11 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns.models import Campaign, CampaignStatus
+from campaigns import messages
+from campaigns.models import Campaign, CampaignMessage, CampaignStatus
 from campaigns.pacing import QUIET_CHANNELS
 from campaigns.rules import QUIET_END, QUIET_START
-from members.models import BILLABLE_CHANNELS, Business, MemberStatus, WalletReward
+from members.models import BILLABLE_CHANNELS, Business, MemberStatus
 
 from ..channels import PermanentSendError, PushTarget, TransientSendError, backend_for
 from ..models import Delivery, DeliveryStatus, PushSubscription
@@ -63,10 +64,13 @@ def deliveries_send(
     now = now_fn()
     # Plain rows, not model instances: a batch is hundreds of deliveries and the worker's CPU is
     # the dispatcher's limit. Campaigns and businesses are few: loaded once each.
+    # With the member's last purchase before the send, for the night's {days_away} (built here,
+    # in the batch's scope: it reads the ledger).
+    fields = {**_ROW_FIELDS, "purchase_before": messages.purchase_before(made="send__created_at")}
     rows = list(
         Delivery.objects.filter(id__in=delivery_ids, status=DeliveryStatus.QUEUED)
         .order_by("scheduled_at", "id")
-        .values("id", "business_id", "send_id", "campaign_id", "member_id", "channel", "attempts", **_ROW_FIELDS)
+        .values("id", "business_id", "send_id", "campaign_id", "member_id", "channel", "attempts", **fields)
     )
     if not rows:
         return report
@@ -128,9 +132,7 @@ def deliveries_send(
             campaigns=campaigns,
             businesses=businesses,
             subscriptions=subscriptions,
-            rewards=dict(
-                WalletReward.objects.filter(send_id__in={r["send_id"] for r in ready}).values_list("send_id", "title")
-            ),
+            snapshots=CampaignMessage.objects.in_bulk({r["message_id"] for r in ready} - {None}),
         )
         _short_codes_fill([r for r in ready if r["channel"] in BILLABLE_CHANNELS and not r["short_code"]],
                           campaigns=campaigns, now=now)  # fmt: skip
@@ -148,6 +150,8 @@ _ROW_FIELDS = {
     "arm": F("send__arm"),
     "sent_on": F("send__created_at"),
     "short_code": F("send__short_code"),
+    "local_date": F("send__local_date"),
+    "message_id": F("send__message_id"),
     "member_status": F("member__status"),
     "member_tz": F("member__timezone"),
     "first_name": F("member__first_name"),

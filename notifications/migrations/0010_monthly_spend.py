@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('members', '0013_business_prices_budget'),
-        ('notifications', '0005_provider_event'),
+        ('notifications', '0006_whatsapp_template'),
     ]
 
     operations = [

@@ -378,7 +378,7 @@ def test_the_night_costs_the_same_statements_for_3_or_40_members(db):
         queries, sent = _night_queries(b, D, n)
         assert sent == n  # each member once: the frequency cap gives them to the 30-day campaign
         counts.append(queries)
-    assert counts[1] == counts[2] <= 14, counts  # (PostgreSQL 11, SQLite 13: its writes are four statements)
+    assert counts[1] == counts[2] <= 14, counts  # (PostgreSQL 12, SQLite 14: its writes are four statements)
 
 
 def test_the_audience_costs_the_same_queries_for_3_or_40_members(db):
