@@ -42,7 +42,8 @@ def queued(
     member = member_make(business, first_name="Wei", phone=phone, email="wei@example.com",
                          consents={"sms": True, "whatsapp": True, "email": True})  # fmt: skip
     body = body or "It's been 30 days. Come back to {business} this week for {reward} on us."
-    campaign = campaign_make(business, channels=[channel], title=title, body=body)
+    campaign = campaign_make(business, channels=[channel], title=title, body=body,
+                             reward={"kind": "free_item", "item": "latte", "expiry_days": 30} if reward else {})  # fmt: skip
     with scope(business=business.pk):
         send = CampaignSend.objects.create(business=business, campaign=campaign, member=member, send_number=1,
                                            local_date=NOW.date(), created_at=NOW)  # fmt: skip
