@@ -18,6 +18,7 @@ EDITABLE_FIELDS = (
     "type", "name", "description", "inactivity_days", "max_sends", "title", "body", "reward", "escalation",
     "channels", "conditions", "ab_enabled", "variant_b_title", "variant_b_body", "ab_share_b", "control_share",
     "send_at", "include_weekends", "pacing", "skip_if_returned", "attribution_days", "whatsapp_template",
+    "over_budget",
 )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from members.models import CHANNELS, RewardKind
 
-from ..models import Campaign, CampaignType
+from ..models import Campaign, CampaignType, OverBudget
 from ..rules import CONDITIONS, PACED_CHANNELS, conditions_clean, message_check, reward_clean
 
 CHANNEL_LABELS = {"push": "Web push", "sms": "SMS", "whatsapp": "WhatsApp", "email": "Email"}
@@ -206,6 +206,10 @@ class MessageForm(StepForm):
     channels = forms.MultipleChoiceField(
         choices=[(c, CHANNEL_LABELS[c]) for c in CHANNELS], widget=forms.CheckboxSelectMultiple, required=False
     )
+    over_budget = forms.ChoiceField(
+        choices=OverBudget.choices, initial=OverBudget.FALLBACK, required=False, label="Past the monthly budget",
+        help_text="What an SMS or WhatsApp message does once the business's monthly budget (Settings) is spent.",
+    )  # fmt: skip
     title_2 = forms.CharField(max_length=120, required=False, label="Title")
     body_2 = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Message")
     title_3 = forms.CharField(max_length=120, required=False, label="Title")
@@ -213,7 +217,8 @@ class MessageForm(StepForm):
 
     @classmethod
     def initial_from(cls, campaign):
-        initial = {"title": campaign.title, "body": campaign.body, "channels": campaign.channels}
+        initial = {"title": campaign.title, "body": campaign.body, "channels": campaign.channels,
+                   "over_budget": campaign.over_budget}  # fmt: skip
         for n, step in enumerate(campaign.escalation or [], start=2):
             initial[f"title_{n}"] = step.get("title", "")
             initial[f"body_{n}"] = step.get("body", "")
@@ -245,7 +250,8 @@ class MessageForm(StepForm):
             escalation.append(
                 {"title": data.get(f"title_{n}", ""), "body": data.get(f"body_{n}", ""), "reward": reward}
             )
-        return {"title": data["title"], "body": data["body"], "channels": data["channels"], "escalation": escalation}
+        return {"title": data["title"], "body": data["body"], "channels": data["channels"], "escalation": escalation,
+                "over_budget": data.get("over_budget") or OverBudget.FALLBACK}  # fmt: skip
 
 
 class ConditionsForm(StepForm):
