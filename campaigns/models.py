@@ -36,6 +36,11 @@ def default_pacing() -> dict:
     return {"whatsapp": {"interval_seconds": 60, "daily_cap": 480}}
 
 
+class OverBudget(models.TextChoices):
+    FALLBACK = "fallback", "Fall back to a free channel (push, email, the inbox)"
+    WAIT = "wait", "Wait for next month"
+
+
 class Campaign(models.Model):
     """A campaign of one business. Validation lives in ``campaigns.rules`` and is used by every
     interface; ``campaign_activate`` is the only way out of draft and re-validates everything."""
@@ -88,6 +93,8 @@ class Campaign(models.Model):
     attribution_days = models.PositiveSmallIntegerField(
         default=14, validators=[MinValueValidator(1), MaxValueValidator(90)]
     )
+    # What a billable message (SMS, WhatsApp) does once the business's monthly budget is spent.
+    over_budget = models.CharField(max_length=10, choices=OverBudget.choices, default=OverBudget.FALLBACK)
 
     # The wizard step the owner was on last, so a closed tab resumes there.
     wizard_step = models.CharField(max_length=20, default="type", blank=True)
@@ -251,6 +258,11 @@ class CampaignSend(models.Model):
         CampaignMessage, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="+",
         db_constraint=False, db_index=False,
     )  # fmt: skip
+    # The short open link ``SITE_URL/m/<short_code>`` that SMS and WhatsApp carry: random
+    # (``secrets``), written by the dispatcher the first time the send goes out on a billable
+    # channel, valid until ``short_expires_at``.
+    short_code = models.CharField(max_length=16, null=True, blank=True)
+    short_expires_at = models.DateTimeField(null=True, blank=True)
 
     objects = ScopedManager(business="business")
 
@@ -264,6 +276,10 @@ class CampaignSend(models.Model):
                 condition=~Q(outcome__in=["cancelled", "capped"]),
                 include=["local_date"],
                 name="send_unique_number",
+            ),
+            # The short link's lookup; partial, so the millions of sends without one cost nothing.
+            models.UniqueConstraint(
+                fields=["short_code"], condition=Q(short_code__isnull=False), name="send_short_code"
             ),
         ]
         indexes = [

@@ -18,7 +18,7 @@ EDITABLE_FIELDS = (
     "type", "name", "description", "inactivity_days", "max_sends", "title", "body", "reward", "escalation",
     "channels", "channel_mode", "conditions", "ab_enabled", "variant_b_title", "variant_b_body", "ab_share_b",
     "control_share", "send_at", "include_weekends", "pacing", "skip_if_returned", "attribution_days",
-    "whatsapp_template",
+    "whatsapp_template", "over_budget",
 )  # fmt: skip
 
 

@@ -34,3 +34,8 @@ def sms_size(text: str) -> SmsSize:
 def sms_text(*, title: str, body: str, url: str) -> str:
     """What an SMS carries: the title, the message and the open link."""
     return "\n".join(part for part in (title.strip(), body.strip(), url) if part)
+
+
+def unicode_forcing(text: str) -> list[str]:
+    """The characters (each once, in order) that are not GSM-7 and so make the SMS Unicode."""
+    return list(dict.fromkeys(ch for ch in text if ch not in GSM_BASIC and ch not in GSM_EXTENDED))

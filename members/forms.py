@@ -5,6 +5,7 @@ from django import forms
 from .counter import code_normalise
 from .importing import ImportFailed, import_file_check
 from .models import MemberStatus, Role, VisitKind
+from .models.tenants import default_sms_price, default_whatsapp_price, validate_country_prices
 
 OTHER_KINDS = [
     (VisitKind.BALANCE_CHECK, "Balance check"),
@@ -150,6 +151,33 @@ class BusinessSettingsForm(forms.Form):
         min_value=0, max_value=90, label="Frequency cap (days)",
         help_text="At most one campaign message per member within this many days; 0 turns the cap off.",
     )  # fmt: skip
+    sms_price = forms.DecimalField(required=False, min_value=0, max_digits=8, decimal_places=4,
+                                   label="Price per SMS segment",
+                                   help_text="In your currency; what your SMS provider charges per 160-character "
+                                             "segment (70 with emoji or non-Latin letters). Empty: the default.")  # fmt: skip
+    whatsapp_price = forms.DecimalField(required=False, min_value=0, max_digits=8, decimal_places=4,
+                                        label="Price per WhatsApp message", help_text="Empty: the default.")  # fmt: skip
+    country_prices = forms.JSONField(
+        required=False, label="Prices by destination country", widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='Where a country costs something else, e.g. {"GB": {"sms": "0.04", "whatsapp": "0.05"}}.',
+    )  # fmt: skip
+    monthly_budget = forms.DecimalField(
+        required=False, min_value=0, max_digits=12, decimal_places=2, label="Monthly budget for SMS and WhatsApp",
+        help_text="Empty: no limit. Past it, each campaign falls back to a free channel or waits for next month.",
+    )  # fmt: skip
+
+    def clean_sms_price(self):
+        value = self.cleaned_data.get("sms_price")
+        return default_sms_price() if value is None else value
+
+    def clean_whatsapp_price(self):
+        value = self.cleaned_data.get("whatsapp_price")
+        return default_whatsapp_price() if value is None else value
+
+    def clean_country_prices(self):
+        value = self.cleaned_data.get("country_prices") or {}
+        validate_country_prices(value)
+        return value
 
 
 class ChannelSettingsForm(forms.Form):

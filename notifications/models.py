@@ -214,3 +214,26 @@ class WhatsAppTemplate(models.Model):
         """WhatsApp approved it: it can carry a business-initiated message (the campaign rules ask
         the template through ``Campaign.whatsapp_template``, below this app's layer)."""
         return self.status == TemplateStatus.APPROVED
+
+
+class MonthlySpend(models.Model):
+    """What a business's billable messages cost in one month (its local calendar month): the
+    dispatcher reserves each message's price here before sending it, against the business's
+    ``monthly_budget``, and gives it back if the provider never accepted the message."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, db_index=False)
+    month = models.DateField(help_text="The first day of the month, in the business's time zone.")
+    amount = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    messages = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    objects = ScopedManager(business="business")
+
+    class Meta:
+        constraints = [
+            # The row every reservation locks; leading with business, it also serves the dashboard.
+            models.UniqueConstraint(fields=["business", "month"], name="spend_unique_month"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.business_id} · {self.month:%Y-%m} · {self.amount}"

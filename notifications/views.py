@@ -1,4 +1,6 @@
-"""The open link every message carries: signed per delivery, no login.
+"""The open link every message carries: signed per delivery (push, email), or the send's short
+code (SMS, WhatsApp: ``/m/<code>``, random, expiring with the attribution window plus the same
+margin from when it was made); no login.
 
 A GET marks the message opened and shows it with its reward; only the "add to my wallet"
 button's POST claims the reward (exactly once) — mail scanners and link previews fetch links by
@@ -17,6 +19,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core import signing
+from django.db.models import Case, When
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -26,9 +29,9 @@ from django_scopes import scope, scopes_disabled
 from campaigns import messages
 from campaigns.messages import OPEN_SALT
 from campaigns.models import CampaignSend
-from members.models import WalletReward
+from members.models import BILLABLE_CHANNELS, WalletReward
 
-from .dispatcher import open_link_expires_at
+from .dispatcher import WENT_OUT, open_link_expires_at
 from .inbox import inbox_open, sends_visible_at
 from .models import Delivery
 from .services import send_mark_opened
@@ -64,12 +67,42 @@ def _claimed_here(request: HttpRequest, delivery: Delivery) -> bool:
     return value == str(delivery.pk)
 
 
+def _short_delivery(code: str) -> tuple[Delivery, datetime]:
+    """The delivery a short code's send went out on (SMS or WhatsApp first, the latest), and
+    when the code expires. The code names the send, and the send its business: everything after
+    runs in that business's scope, whatever wallet the browser has open."""
+    with scopes_disabled():
+        send = CampaignSend.objects.filter(short_code=code).values_list("pk", "short_expires_at").first()
+        if send is None or send[1] is None:
+            raise Http404("This link is not valid.")
+        delivery = (
+            Delivery.objects.select_related("send", "campaign", "member", "business")
+            .filter(send_id=send[0], status__in=WENT_OUT)
+            .order_by(Case(When(channel__in=BILLABLE_CHANNELS, then=0), default=1), "-sent_at", "-id")
+            .first()
+        )
+    if delivery is None:  # it never went out: nothing to show, as with a forged code
+        raise Http404("This link is not valid.")
+    return delivery, send[1]
+
+
 @require_http_methods(["GET", "POST"])
 def message_open(request: HttpRequest, token: str) -> HttpResponse:
     delivery, signed_at = _delivery(token)
+    expires_at = open_link_expires_at(signed_at=signed_at, attribution_days=delivery.campaign.attribution_days)
+    return _message_page(request, delivery, expires_at)
+
+
+@require_http_methods(["GET", "POST"])
+def message_open_short(request: HttpRequest, code: str) -> HttpResponse:
+    """The short link SMS and WhatsApp carry (``SITE_URL/m/<code>``): the same page as the signed one."""
+    delivery, expires_at = _short_delivery(code)
+    return _message_page(request, delivery, expires_at)
+
+
+def _message_page(request: HttpRequest, delivery: Delivery, expires_at: datetime) -> HttpResponse:
     send, campaign, member, business = delivery.send, delivery.campaign, delivery.member, delivery.business
     now = timezone.now()
-    expires_at = open_link_expires_at(signed_at=signed_at, attribution_days=campaign.attribution_days)
     if now >= expires_at:
         return render(request, "notifications/message_expired.html", {"business": business}, status=410)
     with scope(business=business.pk):

@@ -32,6 +32,10 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Links in messages point at the port the demo runs on (``make run``'s PORT) unless set.
 SITE_URL = env.str("SITE_URL", default=f"http://localhost:{env.int('PORT', default=8000)}").rstrip("/")
+# A new business's prices for billable messages (its currency; each business edits its own in
+# its settings): per SMS segment and per WhatsApp business-initiated message.
+DEFAULT_SMS_SEGMENT_PRICE = env.str("DEFAULT_SMS_SEGMENT_PRICE", default="0.0079")
+DEFAULT_WHATSAPP_MESSAGE_PRICE = env.str("DEFAULT_WHATSAPP_MESSAGE_PRICE", default="0.0050")
 
 INSTALLED_APPS = [
     "winback.apps.WinbackAdminConfig",

@@ -16,6 +16,7 @@ def business_dashboard(*, business, now: datetime) -> dict:
     WhatsApp billable: a bill is monthly), and wins and revenue from the campaigns' sends of the
     last 30 days (a rolling window: on the 1st of a month "this month" would show nothing won)."""
     from members.models import Member, MemberStatus
+    from notifications.budget import spend_this_month
     from notifications.models import Delivery, DeliveryStatus
 
     from ..engine import local_day_start
@@ -61,5 +62,7 @@ def business_dashboard(*, business, now: datetime) -> dict:
         "revenue": revenue,
         "month_start": month_start,
         "wins_since": wins_since,
+        # What billable messages cost this month (reserved when sent), against the budget.
+        "spend": spend_this_month(business=business, now=now),
         "active_campaigns": sum(1 for c in campaigns if c.status == "active") if campaigns else 0,
     }

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from members.models import CHANNELS, RewardKind
 from notifications.models import CHANNEL_CHOICES
 
-from ..models import Campaign, CampaignType, ChannelMode
+from ..models import Campaign, CampaignType, ChannelMode, OverBudget
 from ..rules import CONDITIONS, PACED_CHANNELS, conditions_clean, message_check, reward_clean
 
 CHANNEL_LABELS = dict(CHANNEL_CHOICES)
@@ -221,6 +221,10 @@ class MessageForm(StepForm):
     order_sms = forms.IntegerField(required=False, min_value=1, max_value=len(CHANNELS), label="SMS position")
     order_whatsapp = forms.IntegerField(required=False, min_value=1, max_value=len(CHANNELS), label="WhatsApp position")
     order_email = forms.IntegerField(required=False, min_value=1, max_value=len(CHANNELS), label="Email position")
+    over_budget = forms.ChoiceField(
+        choices=OverBudget.choices, initial=OverBudget.FALLBACK, required=False, label="Past the monthly budget",
+        help_text="What an SMS or WhatsApp message does once the business's monthly budget (Settings) is spent.",
+    )  # fmt: skip
     title_2 = forms.CharField(max_length=120, required=False, label="Title")
     body_2 = forms.CharField(max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Message")
     title_3 = forms.CharField(max_length=120, required=False, label="Title")
@@ -229,7 +233,8 @@ class MessageForm(StepForm):
     @classmethod
     def initial_from(cls, campaign):
         initial = {"title": campaign.title, "body": campaign.body, "channels": campaign.channels,
-                   "channel_mode": campaign.channel_mode or ChannelMode.FIRST_REACHABLE}  # fmt: skip
+                   "channel_mode": campaign.channel_mode or ChannelMode.FIRST_REACHABLE,
+                   "over_budget": campaign.over_budget}  # fmt: skip
         for position, channel in enumerate(channel_order(campaign.channels), start=1):
             initial[f"order_{channel}"] = position
         for n, step in enumerate(campaign.escalation or [], start=2):
@@ -270,7 +275,8 @@ class MessageForm(StepForm):
                 {"title": data.get(f"title_{n}", ""), "body": data.get(f"body_{n}", ""), "reward": reward}
             )
         return {"title": data["title"], "body": data["body"], "channels": data["channels"],
-                "channel_mode": data.get("channel_mode") or ChannelMode.FIRST_REACHABLE, "escalation": escalation}  # fmt: skip
+                "channel_mode": data.get("channel_mode") or ChannelMode.FIRST_REACHABLE, "escalation": escalation,
+                "over_budget": data.get("over_budget") or OverBudget.FALLBACK}  # fmt: skip
 
     def channel_rows(self) -> list[dict]:
         """The channels as the step lists them, in order: what is chosen first (as posted, or as

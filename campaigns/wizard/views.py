@@ -22,7 +22,7 @@ from ..messages import Texts, message_render, reward_words
 from ..messages import days_away as days_away_of
 from ..models import Campaign, CampaignStatus, ChannelMode
 from ..rules import CONDITIONS, conditions_clean
-from ..sms import sms_size, sms_text
+from ..sms import sms_size, sms_text, unicode_forcing
 from .forms import CHANNEL_LABELS, PRESETS, STEP_NAMES, STEPS, ConditionsForm
 
 STASH = "wizard_stash"
@@ -237,26 +237,56 @@ def _review_context(campaign: Campaign) -> dict:
     night = next_night(campaign.business)
     audience = engine.campaign_audience(campaign, local_date=night, limit=5)
     sample = audience.members[0] if audience.members else None
-    from notifications.dispatcher import open_url
+    from notifications.budget import spend_this_month, unit_price
 
-    segments = sms_size(sms_text(title=campaign.title, body=campaign.body, url=open_url(1_000_000))).segments
-    # Messaged members only: the control group gets nothing, so it costs nothing.
+    # The SMS as the sample member would get it, with a short link as long as a real one.
+    first = message_render(Texts(title=campaign.title, body=campaign.body,
+                                 reward=reward_words(campaign.reward, currency=campaign.business.currency)),
+                           first_name=sample.first_name if sample else "Wei Lin", business=campaign.business.name,
+                           days_away=30)  # fmt: skip
+    sms = sms_text(title=first.title, body=first.body, url=_sample_link())
+    size = sms_size(sms)
+    segments = size.segments
+    # Messaged members only: the control group gets nothing, so it costs nothing. A month: the
+    # night 30 days on, as the members are today (tonight's and those lapsing by then).
     reach = audience.funnel.reach
+    month_reach = {}
+    if set(campaign.channels) & {"sms", "whatsapp"}:
+        month_funnel, _ = engine.campaign_funnel(campaign, local_date=night + timedelta(days=30))
+        month_reach = month_funnel.reach
+    business = campaign.business
     estimates = []
-    if "sms" in campaign.channels:
-        estimates.append(("SMS", reach.get("sms", 0), reach.get("sms", 0) * segments,
-                          f"{segments} segment{pluralize(segments)} each"))  # fmt: skip
-    if "whatsapp" in campaign.channels:
-        estimates.append(("WhatsApp", reach.get("whatsapp", 0), reach.get("whatsapp", 0), "one template message each"))
+    for channel, per_member, note in (("sms", segments, f"{segments} segment{pluralize(segments)} each"),
+                                      ("whatsapp", 1, "one template message each")):  # fmt: skip
+        if channel not in campaign.channels:
+            continue
+        price = unit_price(business=business, channel=channel)
+        tonight, month = reach.get(channel, 0) * per_member, month_reach.get(channel, 0) * per_member
+        estimates.append({"name": CHANNEL_LABELS[channel], "key": channel, "members": reach.get(channel, 0),
+                          "messages": tonight, "cost": tonight * price, "month_messages": month,
+                          "month_cost": month * price, "note": note, "price": price})  # fmt: skip
+    spend = spend_this_month(business=business, now=timezone.now()) if estimates else None
     return {
         "audience": audience,
         "funnel": funnel_display(audience.funnel),
         "night": night,
         "estimates": estimates,
+        "estimate_total": (sum(e["cost"] for e in estimates), sum(e["month_cost"] for e in estimates)),
+        "sms_size": size if "sms" in campaign.channels else None,
+        "unicode_chars": unicode_forcing(sms) if size.encoding == "Unicode" else [],
+        "spend": spend,
         "sample": sample,
         "reward_text": reward_words(campaign.reward, currency=campaign.business.currency),
         "steps_summary": _summary(campaign),
     }
+
+
+def _sample_link() -> str:
+    """A short open link as long as a real one."""
+    from notifications.dispatcher.compose import short_url
+    from notifications.dispatcher.spend import short_code_new
+
+    return short_url(short_code_new())
 
 
 def _summary(campaign: Campaign) -> list[tuple[str, str, list[tuple[str, str]]]]:
@@ -364,9 +394,7 @@ def message_preview(request: HttpRequest, campaign_id: int) -> HttpResponse:
                               first_name=sample.first_name if sample else "Wei Lin", business=campaign.business.name,
                               days_away=days_away if days_away is not None else 30)  # fmt: skip
     t, b = rendered.title, rendered.body
-    from notifications.dispatcher import open_url
-
-    link = open_url(1_000_000)  # as long as a real one
+    link = _sample_link()  # SMS and WhatsApp carry the short link
     sms = sms_text(title=t, body=b, url=link)
     size = sms_size(sms)
     channels = request.POST.getlist("channels") or campaign.channels

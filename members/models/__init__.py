@@ -7,10 +7,11 @@ Every model keeps the ``members`` app label; migrations import ``validate_timezo
 from .credentials import ApiKey, CodeDelivery, MemberToken, OneTimeCode
 from .imports import ImportJob, ImportStatus
 from .members import ConsentEvent, ConsentSource, Member, MemberStatus, PushSubscription, Suppression, card_code_new
-from .tenants import CHANNELS, Business, Invitation, Membership, ProgramType, Role, validate_timezone
+from .tenants import BILLABLE_CHANNELS, CHANNELS, Business, Invitation, Membership, ProgramType, Role, validate_timezone
 from .visits import NOT_IN_PERSON, RewardKind, RewardStatus, Visit, VisitKind, VisitSource, WalletReward
 
 __all__ = [
+    "BILLABLE_CHANNELS",
     "CHANNELS",
     "NOT_IN_PERSON",
     "ApiKey",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,6 +17,36 @@ CHANNELS = ("push", "sms", "whatsapp", "email")
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"“{value}” is not a known IANA time zone (for example Europe/London).")
+
+
+BILLABLE_CHANNELS = ("sms", "whatsapp")
+
+
+def default_sms_price() -> Decimal:
+    return Decimal(settings.DEFAULT_SMS_SEGMENT_PRICE)
+
+
+def default_whatsapp_price() -> Decimal:
+    return Decimal(settings.DEFAULT_WHATSAPP_MESSAGE_PRICE)
+
+
+def validate_country_prices(value) -> None:
+    """``{"GB": {"sms": "0.04", "whatsapp": "0.05"}, …}``: ISO 3166 codes, billable channels,
+    prices at least 0."""
+    if not isinstance(value, dict):
+        raise ValidationError('Country prices are an object: {"GB": {"sms": "0.04"}}.')
+    for country, prices in value.items():
+        if not (isinstance(country, str) and len(country) == 2 and country.isascii() and country.isupper()):
+            raise ValidationError(f"“{country}” is not a 2-letter country code like GB.")
+        if not isinstance(prices, dict) or not prices or set(prices) - set(BILLABLE_CHANNELS):
+            raise ValidationError(f'{country}: give prices for sms and/or whatsapp, e.g. {{"sms": "0.04"}}.')
+        for channel, price in prices.items():
+            try:
+                ok = Decimal(str(price)).is_finite() and Decimal(str(price)) >= 0
+            except InvalidOperation:
+                ok = False
+            if not ok or isinstance(price, bool):
+                raise ValidationError(f"{country} {channel}: “{price}” is not a price (a number, at least 0).")
 
 
 class ProgramType(models.TextChoices):
@@ -46,6 +77,16 @@ class Business(models.Model):
         validators=[MaxValueValidator(90)],
         help_text="At most one campaign message per member within this many days (0: no cap).",
     )
+    # What billable messages cost (in ``currency``): a price per SMS segment and per WhatsApp
+    # message, per destination country where it differs ({"GB": {"sms": "0.04"}, …}), and an
+    # optional monthly budget the dispatcher reserves every billable message against.
+    sms_price = models.DecimalField(max_digits=8, decimal_places=4, default=default_sms_price,
+                                    validators=[MinValueValidator(0)])  # fmt: skip
+    whatsapp_price = models.DecimalField(max_digits=8, decimal_places=4, default=default_whatsapp_price,
+                                         validators=[MinValueValidator(0)])  # fmt: skip
+    country_prices = models.JSONField(default=dict, blank=True, validators=[validate_country_prices])
+    monthly_budget = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True,
+                                         validators=[MinValueValidator(0)])  # fmt: skip
     # Which channels are set up and their senders: {"sms": {"enabled": true, "sender": "+1…"}, …}
     channel_settings = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)

@@ -31,7 +31,8 @@ def business_create(*, name: str, slug: str, owner, **fields) -> Business:
 
 
 def business_update(*, business: Business, **fields) -> Business:
-    allowed = {"name", "timezone", "currency", "country", "program_type", "stamps_per_card", "frequency_cap_days"}
+    allowed = {"name", "timezone", "currency", "country", "program_type", "stamps_per_card", "frequency_cap_days",
+               "sms_price", "whatsapp_price", "country_prices", "monthly_budget"}  # fmt: skip
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"business_update cannot change {', '.join(sorted(unknown))}")

@@ -15,8 +15,13 @@ expires those deliveries become ``unconfirmed`` — counted and visible, never r
 provider may have accepted them. A worker that dies before that leaves them ``queued``; they go
 back to ``scheduled`` when the lease expires and are sent once.
 
+Before a chunk's provider calls, its SMS and WhatsApp messages are reserved against the
+business's monthly budget (``spend``, on ``notifications.budget``): past it a delivery falls back
+to a free channel or waits for next month, as its campaign says. SMS and WhatsApp carry the send's
+short link (``/m/<code>``); push and email the signed long one.
+
 The parts: ``claim`` (leases, claims, batches to workers), ``compose`` (each message's texts and
-link), ``send`` (a batch's re-checks and provider calls), ``settle`` (results, deferrals, the
+link), ``spend`` (short codes, the budget), ``send`` (a batch's re-checks and provider calls), ``settle`` (results, deferrals, the
 sends' outcomes), all on ``outbox`` (the lease, the status groups, the events). The names callers
 use are re-exported here; ``CHUNK`` is not: set it on ``dispatcher.send``, where it is read.
 """

@@ -1,5 +1,6 @@
 """Composing each delivery's message: the texts its send's night fixed, rendered by
-``campaigns.messages`` as every other surface renders them, and the signed open link."""
+``campaigns.messages`` as every other surface renders them, and the open link (SMS and WhatsApp:
+the send's short link; push and email: the signed long one)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from campaigns import messages
 from campaigns.messages import OPEN_SALT
 
 from ..channels import Message, PushTarget
+
+
+def short_url(code: str) -> str:
+    """The short open link SMS and WhatsApp carry: ``SITE_URL/m/<code>``, no trailing slash."""
+    return f"{settings.SITE_URL}/m/{code}"
 
 
 def open_url(delivery_id: int) -> str:
@@ -67,7 +73,11 @@ class _Composer:
             to = row["email"]
         else:
             to = row["phone"]
-        token = self.signer.sign_object({"d": row["id"]}, compress=True)  # as open_url(), signer reused
+        if row.get("short_code") and channel in ("sms", "whatsapp"):
+            url = f"{self.site_url}/m/{row['short_code']}"  # as short_url(): every character counts
+        else:
+            token = self.signer.sign_object({"d": row["id"]}, compress=True)  # as open_url(), signer reused
+            url = f"{self.site_url}/m/{token}/"
         return Message(
             delivery_id=row["id"],
             business_id=row["business_id"],
@@ -76,7 +86,7 @@ class _Composer:
             to=to,
             title=rendered.title,
             body=rendered.body,
-            url=f"{self.site_url}/m/{token}/",
+            url=url,
             extra=extra,
             subscriptions=targets,
         )

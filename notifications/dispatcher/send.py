@@ -18,7 +18,7 @@ from campaigns import messages
 from campaigns.models import Campaign, CampaignMessage, CampaignStatus
 from campaigns.pacing import QUIET_CHANNELS
 from campaigns.rules import QUIET_END, QUIET_START
-from members.models import Business, MemberStatus
+from members.models import BILLABLE_CHANNELS, Business, MemberStatus
 
 from ..channels import PermanentSendError, PushTarget, TransientSendError, backend_for
 from ..models import Delivery, DeliveryStatus, PushSubscription
@@ -26,6 +26,7 @@ from .compose import _Composer
 from .fallback import deliveries_fall_back
 from .outbox import _DELIVERY, _EVENT, LEASE, _events
 from .settle import _act_on, _deliveries_defer, _results_write, _settle_sends
+from .spend import Reservation, _over_budget, _short_codes_fill
 
 MAX_ATTEMPTS = 5
 # Deliveries marked ``sending`` (and committed) before their provider calls: a worker lost
@@ -49,6 +50,8 @@ class SendReport:
     deferred: int = 0
     lost: int = 0
     fell_back: int = 0
+    # Past the monthly budget: moved to a free channel (or the inbox), or waiting for next month.
+    over_budget: int = 0
     details: dict = field(default_factory=dict)
 
 
@@ -133,6 +136,8 @@ def deliveries_send(
             subscriptions=subscriptions,
             snapshots=CampaignMessage.objects.in_bulk({r["message_id"] for r in ready} - {None}),
         )
+        _short_codes_fill([r for r in ready if r["channel"] in BILLABLE_CHANNELS and not r["short_code"]],
+                          campaigns=campaigns, now=now)  # fmt: skip
         backend_cache: dict[tuple[int, str], object] = {}
         failed: list[dict] = []
         for start in range(0, len(ready), CHUNK):
@@ -152,6 +157,7 @@ _ROW_FIELDS = {
     "send_number": F("send__send_number"),
     "arm": F("send__arm"),
     "sent_on": F("send__created_at"),
+    "short_code": F("send__short_code"),
     "local_date": F("send__local_date"),
     "message_id": F("send__message_id"),
     "member_status": F("member__status"),
@@ -181,10 +187,21 @@ def _send_chunk(
     """Send a chunk and write its results; returns the rows that failed for good (with their
     ``reason``), for the channel fallback."""
     now = now_fn()
+    # Billable messages are reserved against the month's budget before anything is sent; what
+    # does not fit goes where its campaign says (``spend``).
+    messages = {r["id"]: composer.message(r) for r in chunk}
+    reservation = Reservation(businesses=composer.businesses, now=now)
+    chunk, over = reservation.take(chunk, messages)
+    if over:
+        _over_budget(over, campaigns=composer.campaigns, businesses=composer.businesses, now=now)
+        report.over_budget += len(over)
+    if not chunk:
+        return
     # Committed before any provider call (autocommit: one statement is its own transaction): a
     # crash from here on leaves them "sending", and the lease sweep marks them unconfirmed
     # instead of sending them again.
     claimed = _chunk_mark_sending([r["id"] for r in chunk], now=now)
+    reservation.give_back([r for r in chunk if r["id"] not in claimed])
     sent: dict[int, str] = {}
     transient: list[tuple[dict, TransientSendError]] = []
     permanent: list[tuple[dict, PermanentSendError]] = []
@@ -197,7 +214,7 @@ def _send_chunk(
             backend_cache[key] = backends(r["channel"], business=composer.businesses[r["business_id"]])
         backend = backend_cache[key]
         try:
-            sent[r["id"]] = backend.send(composer.message(r))
+            sent[r["id"]] = backend.send(messages[r["id"]])
         except PermanentSendError as exc:
             permanent.append((r, exc))
         except TransientSendError as exc:
@@ -226,6 +243,8 @@ def _send_chunk(
             (r["id"], r["business_id"], DeliveryStatus.FAILED, None, None, exc.reason[:500], exc.reason[:500])
         )
         failed.append((r, exc))
+    # Never accepted by the provider: their reservations go back to the month's budget.
+    reservation.give_back([r for r, _ in transient] + [r for r, _ in permanent])
     if results:
         _results_write(results, at=done)
     report.sent += len(sent)

@@ -21,20 +21,33 @@ from ..models import Delivery, DeliveryStatus
 from .outbox import _DELIVERY, _EVENT, _REWARD, _SEND, FAILED_ANY, PENDING_OR_SENDING, WENT_OUT, _events
 
 
-def _deliveries_defer(groups: dict[tuple[int, str, str], list[dict]], *, campaigns: dict, now: datetime) -> None:
-    """Quiet hours, checked again at the moment of sending: back to the outbox, paced
-    (``_deliveries_pace``), with their events."""
-    _deliveries_pace(groups, campaigns=campaigns, now=now)
+def _deliveries_defer(
+    groups: dict[tuple[int, str, str], list[dict]],
+    *,
+    campaigns: dict,
+    now: datetime,
+    start: datetime | None = None,
+    detail: str = "quiet hours: deferred",
+) -> None:
+    """Quiet hours, checked again at the moment of sending (or a budget, from ``start``): back to
+    the outbox, paced (``_deliveries_pace``), with their events."""
+    _deliveries_pace(groups, campaigns=campaigns, now=now, start=start)
     rows = [(r["id"], r["business_id"]) for group in groups.values() for r in group]
-    _events(rows, DeliveryStatus.SCHEDULED, now, "quiet hours: deferred")
+    _events(rows, DeliveryStatus.SCHEDULED, now, detail)
 
 
 def _deliveries_pace(
-    groups: dict[tuple[int, str, str], list[dict]], *, campaigns: dict, now: datetime, from_now: bool = False
+    groups: dict[tuple[int, str, str], list[dict]],
+    *,
+    campaigns: dict,
+    now: datetime,
+    from_now: bool = False,
+    start: datetime | None = None,
 ) -> dict[int, datetime]:
     """Queued deliveries back to the outbox, ``scheduled`` when their channel's pacing allows;
     returns their new instants. ``from_now``: from now on where the channel may send now (a
-    fallback), else from the next allowed 08:00 (a quiet-hours deferral).
+    fallback), else from the next allowed 08:00 (a quiet-hours deferral) — after ``start`` when given
+    (a budget's next month).
 
     Per (campaign, channel), in the member's zone, from the next allowed opening on: one interval
     apart after what each day already holds for that campaign and channel, at most the daily cap
@@ -48,7 +61,7 @@ def _deliveries_pace(
             campaign=campaigns[key[0]],
             channel=key[1],
             tz=ZoneInfo(key[2]),
-            start=now,
+            start=start or now,
             # (a quiet channel's calendar moves an opening outside 08:00–21:00 to 08:00 itself)
             opens_at=now.astimezone(ZoneInfo(key[2])).time() if from_now else QUIET_START,
         )

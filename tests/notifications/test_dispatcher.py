@@ -15,7 +15,7 @@ from members.models import Member, WalletReward
 from notifications import dispatcher
 from notifications.channels import PermanentSendError, TransientSendError
 from notifications.channels.recording import RecordingBackend
-from notifications.models import DeliveryEvent, RecordedMessage
+from notifications.models import DeliveryEvent, MonthlySpend, RecordedMessage
 from tests.campaigns.helpers import at_local, deliveries, night, sends
 from tests.conftest import business_make, campaign_make, member_make, visit_make
 
@@ -566,6 +566,8 @@ def test_sending_makes_no_query_per_member(business):
     campaign_make(business, channels=["sms", "email"])
     lapsed(business, 5)
     night(business, D)
+    with scope(business=business.pk):  # the month's spend row exists (its first reservation adds two statements)
+        MonthlySpend.objects.create(business=business, month=date(2026, 3, 1), updated_at=at_local(business, D))
     few = _queries_to_send(business, at_local(business, D, 9))
     lapsed(business, 20, days=31)
     night(business, D + timedelta(days=1))
@@ -596,6 +598,8 @@ def test_each_chunk_costs_a_fixed_number_of_statements(business, monkeypatch):
     with scopes_disabled():
         dispatcher.dispatch_due(now=now, enqueue=lambda b, ids: claimed.append(ids))
     (ids,) = claimed
+    with scope(business=business.pk):  # the month's spend row exists (its first reservation adds two statements)
+        MonthlySpend.objects.create(business=business, month=date(2026, 3, 1), updated_at=now)
 
     # when the first half goes out in three chunks of 4 and the second in two chunks of 6
     with scope(business=business.pk), CaptureQueriesContext(connection) as three:
@@ -604,14 +608,16 @@ def test_each_chunk_costs_a_fixed_number_of_statements(business, monkeypatch):
     with scope(business=business.pk), CaptureQueriesContext(connection) as two:
         assert dispatcher.deliveries_send(delivery_ids=ids[12:], now_fn=lambda: now).sent == 12
 
-    # then a chunk is the mark "sending", the recorded messages and the results, each with their
-    # events in the same statement on PostgreSQL (SQLite: six statements, and the mark's atomic()
-    # is a savepoint pair inside the test's transaction)
+    # then a chunk is the reservation against the month's budget, the mark "sending", the
+    # recorded messages and the results, each with their events in the same statement on
+    # PostgreSQL (SQLite: the reservation's four statements and six, and the atomic() blocks are
+    # savepoint pairs inside the test's transaction)
     per_chunk = len(three.captured_queries) - len(two.captured_queries)
-    assert per_chunk == (3 if connection.vendor == "postgresql" else 6 + 2)
+    assert per_chunk == (4 if connection.vendor == "postgresql" else 3 + 6 + 2 * 2)
     if connection.vendor == "postgresql":
-        # the batch's reads (deliveries, campaigns, businesses, rewards) and one settle statement
-        assert len(two.captured_queries) == 4 + 2 * per_chunk + 1
+        # the batch's reads (deliveries, campaigns, businesses, rewards), the short codes (an
+        # UPDATE in a savepoint pair here, and a read) and one settle statement
+        assert len(two.captured_queries) == 4 + 4 + 2 * per_chunk + 1
     assert len(recorded(business)) == 24
     assert {d.status for d in deliveries(business)} == {"sent"}
     assert {s.outcome for s in sends(business)} == {"sent"}
