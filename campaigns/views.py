@@ -243,7 +243,7 @@ def campaign_test_send(request: HttpRequest, campaign_id: int) -> HttpResponse:
 @role_required(*OWNER_ROLES)
 def campaign_tonight(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """ "Preview tonight": a page of the next night's dry run for this campaign; writes nothing."""
-    from .wizard.views import funnel_display, next_night
+    from .wizard.summary import funnel_display, next_night
 
     campaign = _campaign(campaign_id)
     try:

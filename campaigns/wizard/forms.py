@@ -7,12 +7,11 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from members.models import CHANNELS, RewardKind
-from notifications.models import CHANNEL_CHOICES
 
 from ..models import Campaign, CampaignType, ChannelMode, OverBudget
 from ..rules import CONDITIONS, PACED_CHANNELS, conditions_clean, message_check, reward_clean
+from .channels import CHANNEL_LABELS, channel_order, channel_rows
 
-CHANNEL_LABELS = dict(CHANNEL_CHOICES)
 PRESETS = (14, 30, 60, 90)
 
 
@@ -279,32 +278,7 @@ class MessageForm(StepForm):
                 "over_budget": data.get("over_budget") or OverBudget.FALLBACK}  # fmt: skip
 
     def channel_rows(self) -> list[dict]:
-        """The channels as the step lists them, in order: what is chosen first (as posted, or as
-        saved), then the rest; each with its label, whether it is checked and its position."""
-        if self.is_bound:
-            posted = self.data.getlist("channels") if hasattr(self.data, "getlist") else self.data.get("channels", [])
-            posted = [posted] if isinstance(posted, str) else posted  # (a stashed step keeps one value bare)
-
-            def position(ch: str) -> int:
-                raw = str(self.data.get(f"order_{ch}", "")).strip()
-                return int(raw) if raw.isdigit() else len(CHANNELS) + 1
-
-            saved = channel_order(self.campaign.channels)
-            order = sorted(CHANNELS, key=lambda ch: (position(ch), saved.index(ch)))
-            checked = set(posted)
-        else:
-            order, checked = channel_order(self.campaign.channels), set(self.campaign.channels or [])
-        return [
-            {"value": ch, "label": CHANNEL_LABELS[ch], "checked": ch in checked, "position": i,
-             "field": self[f"order_{ch}"]}
-            for i, ch in enumerate(order, start=1)
-        ]  # fmt: skip
-
-
-def channel_order(chosen: list[str] | None) -> list[str]:
-    """Every channel, the chosen ones first in their order, then the others as ``CHANNELS`` lists them."""
-    chosen = [ch for ch in (chosen or []) if ch in CHANNELS]
-    return chosen + [ch for ch in CHANNELS if ch not in chosen]
+        return channel_rows(self)
 
 
 class ConditionsForm(StepForm):

@@ -196,7 +196,7 @@ def _send_chunk(
         _over_budget(over, campaigns=composer.campaigns, businesses=composer.businesses, now=now)
         report.over_budget += len(over)
     if not chunk:
-        return
+        return []
     # Committed before any provider call (autocommit: one statement is its own transaction): a
     # crash from here on leaves them "sending", and the lease sweep marks them unconfirmed
     # instead of sending them again.
