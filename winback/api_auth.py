@@ -69,40 +69,41 @@ def _bearer(request, prefix: str) -> str | None:
     return secret if secret.startswith(prefix) else None
 
 
-class MemberTokenAuthentication(BaseAuthentication):
+class _BearerAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <prefix>…``: the secret checked by ``members.credentials``'s
+    function of that name (None when unknown, expired or revoked), its holder the principal;
+    another prefix is another scheme's. (Read when called: the credentials are models.)"""
+
+    prefix_name = check_name = realm = invalid = ""
+    principal_class: type
+
+    def authenticate(self, request):
+        from members import credentials
+
+        secret = _bearer(request, getattr(credentials, self.prefix_name))
+        if secret is None:
+            return None
+        credential = getattr(credentials, self.check_name)(secret=secret)
+        if credential is None:
+            raise exceptions.AuthenticationFailed(self.invalid)
+        return self.principal_class(credential), credential
+
+    def authenticate_header(self, request):
+        return f'Bearer realm="{self.realm}"'
+
+
+class MemberTokenAuthentication(_BearerAuthentication):
     """``Authorization: Bearer wbm_…``: a member app device token."""
 
-    def authenticate(self, request):
-        from members.credentials import MEMBER_TOKEN_PREFIX, member_token_authenticate
-
-        secret = _bearer(request, MEMBER_TOKEN_PREFIX)
-        if secret is None:
-            return None
-        token = member_token_authenticate(secret=secret)
-        if token is None:
-            raise exceptions.AuthenticationFailed("This token is not valid: it expired or was revoked.")
-        return MemberPrincipal(token), token
-
-    def authenticate_header(self, request):
-        return 'Bearer realm="member"'
+    prefix_name, check_name, principal_class = "MEMBER_TOKEN_PREFIX", "member_token_authenticate", MemberPrincipal
+    realm, invalid = "member", "This token is not valid: it expired or was revoked."
 
 
-class ApiKeyAuthentication(BaseAuthentication):
+class ApiKeyAuthentication(_BearerAuthentication):
     """``Authorization: Bearer wbk_…``: a point-of-sale API key."""
 
-    def authenticate(self, request):
-        from members.credentials import API_KEY_PREFIX, api_key_authenticate
-
-        secret = _bearer(request, API_KEY_PREFIX)
-        if secret is None:
-            return None
-        key = api_key_authenticate(secret=secret)
-        if key is None:
-            raise exceptions.AuthenticationFailed("This API key is not valid: it expired or was revoked.")
-        return ApiKeyPrincipal(key), key
-
-    def authenticate_header(self, request):
-        return 'Bearer realm="pos"'
+    prefix_name, check_name, principal_class = "API_KEY_PREFIX", "api_key_authenticate", ApiKeyPrincipal
+    realm, invalid = "pos", "This API key is not valid: it expired or was revoked."
 
 
 # ``Authorization: Token …``: a knox token of an owner, manager or staff user (hashed, expiring,
