@@ -71,13 +71,16 @@ def test_in_the_demo_a_member_turns_on_notifications_in_the_wallet_and_gets_the_
     settings.SITE_URL = live_server.url
     call_command("seed_demo", stdout=io.StringIO())
     cafe = Business.objects.get(slug="demo")
-    tomorrow = timezone.localdate(timezone.now(), cafe.tzinfo) + timedelta(days=1)
+    today = timezone.localdate(timezone.now(), cafe.tzinfo)
     with scope(business=cafe.pk):
         campaign = Campaign.objects.get(name="We miss you (14 days)")
-        # A member the 14-day campaign messages tomorrow (not one held out), who allows push.
-        member = next(
-            m for m in campaign_audience_queryset(campaign, local_date=tomorrow).filter(
-                consent_push=True, last_purchase_at__gt=timezone.now() - timedelta(days=29)).order_by("pk")
+        # A member the 14-day campaign messages on one of the next nights (not one held out); the
+        # demo follows the clock, so which night has one depends on the day the test runs.
+        tomorrow, member = next(
+            (day, m)
+            for day in (today + timedelta(days=k) for k in range(1, 8))
+            for m in campaign_audience_queryset(campaign, local_date=day).filter(
+                last_purchase_at__gt=timezone.now() - timedelta(days=29)).order_by("pk")
             if arm_bucket(campaign_id=campaign.pk, member_id=m.pk) >= campaign.control_share
         )  # fmt: skip
         assert not PushSubscription.objects.filter(member=member).exists()
